@@ -1,0 +1,316 @@
+"""Pack trained checkpoints into one Kaggle dataset folder (< 1 GB) and one kernel folder.
+
+    python build_submission.py --checkpoint a.pt --checkpoint b.pt --out build/
+
+writes ``build/weights_dataset/`` (the inference package, the checkpoints, the MTCNN weights, the
+wheels Kaggle lacks, ``manifest.json``, ``dataset-metadata.json``) and ``build/kernel/`` (the kernel
+as ``.py`` and ``.ipynb`` plus ``kernel-metadata.json``), ready for ``kaggle datasets create`` and
+``kaggle kernels push``. Every input is checked, and the 1 GB limit is checked, before anything is
+written; each problem is one ``error: ...`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import timm
+import torch
+
+import dfdc_infer
+from dfdc_infer.config import InferenceConfig, add_config_arguments, config_from_args
+from dfdc_infer.detector_weights import MTCNN_WEIGHT_FILES, fetch_mtcnn_weights, find_mtcnn_weights
+from dfdc_infer.manifest import list_files, write_manifest
+from dfdc_infer.models import CheckpointError, Ensemble, ModelSpec, load_model, save_checkpoint
+from dfdc_infer.progress import format_duration
+
+KAGGLE_LIMIT_BYTES = 1_000_000_000
+FP16_TOLERANCE = 1e-3
+BUDGET_HOURS = 9.0
+TEST_VIDEOS = 4000
+KERNEL_SOURCE = Path(__file__).resolve().parent / "kernel" / "dfdc_kernel.py"
+WHEEL_MODULES = {"timm": "timm", "decord": "decord"}  # module -> distribution; timm is required
+EXIT_USAGE = 2
+
+
+class BuildError(Exception):
+    """A problem with the user's inputs; printed as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class PackedModel:
+    """One checkpoint, opened and rebuilt once: a bad one fails the build, not the kernel."""
+
+    source: Path
+    file: str
+    network: torch.nn.Module
+    spec: ModelSpec
+
+    def packed_bytes(self, fp32: bool) -> int:
+        """Bytes of the stored tensors (torch.save adds a few KB of structure on top)."""
+        state = self.network.state_dict().values()
+        return sum(t.numel() * (4 if fp32 or not t.is_floating_point() else 2) for t in state)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, action="append", required=True, help="repeat for an ensemble")
+    parser.add_argument("--out", type=Path, default=Path("build"))
+    parser.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--fp32", action="store_true", help="keep checkpoints fp32 (default: fp16, half the size)")
+    parser.add_argument("--wheels", type=Path, help="folder with the timm (and decord) wheels; default: pip download")
+    parser.add_argument("--detector-weights", type=Path, help="folder with MTCNN pnet/rnet/onet.pt; default: the cache")
+    parser.add_argument("--dataset-slug", default="your-kaggle-username/dfdc-offline-weights")
+    parser.add_argument("--dataset-title", default="DFDC offline weights")
+    parser.add_argument("--license", default="other", help="Kaggle licence name for the dataset")
+    parser.add_argument("--kernel-slug", default="your-kaggle-username/dfdc-offline-submission")
+    parser.add_argument("--competition", default="deepfake-detection-challenge")
+    parser.add_argument("--timing", type=Path, help="benchmark JSON report: warn when the projected run passes 9 h")
+    parser.add_argument("--max-bytes", type=int, default=KAGGLE_LIMIT_BYTES, help="dataset size limit (Kaggle: 1 GB)")
+    add_config_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def load_models(paths: Sequence[Path]) -> list[PackedModel]:
+    models = []
+    for index, path in enumerate(paths):
+        try:
+            network, spec = load_model(path)
+        except (FileNotFoundError, CheckpointError) as error:
+            raise BuildError(str(error)) from error
+        models.append(PackedModel(Path(path), f"models/model-{index}-{Path(path).stem}.pt", network, spec))
+    return models
+
+
+def sample_crops(size: int, count: int = 16) -> np.ndarray:
+    """Face crops for the fp16 check: the sample-data face at several zooms and colours."""
+    from dfdc_sample.faces import load_face_sprite  # development package: only the build needs it
+
+    rgb = load_face_sprite().rgb
+    height, width = rgb.shape[:2]
+    rng = np.random.default_rng(0)
+    crops = []
+    for _ in range(count):
+        top, left = (int(side * rng.uniform(0, 0.125)) for side in (height, width))
+        patch = rgb[top : height - top, left : width - left] * rng.uniform(0.7, 1.3, size=3)
+        crops.append(cv2.resize(patch.clip(0, 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_AREA))
+    return np.stack(crops)
+
+
+def fp16_prediction_change(model: PackedModel) -> float:
+    """Largest |P(fake) fp32 - P(fake) with fp16-stored weights| over the sample crops."""
+    rounded = copy.deepcopy(model.network)
+    rounded.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.network.state_dict().items()})
+    ensemble = Ensemble([(model.network, model.spec), (rounded, model.spec)], torch.device("cpu"))
+    both = ensemble.predict(sample_crops(model.spec.input_size))
+    return float(np.abs(both[0] - both[1]).max())
+
+
+def collect_wheels(wheel_dir: Path | None, into: Path) -> dict[str, Path]:
+    """``{module: wheel path}``: from the user's folder, or ``pip download`` of the versions used here."""
+    if wheel_dir is None:
+        versions = {"timm": timm.__version__}
+        try:
+            import decord
+
+            versions["decord"] = decord.__version__
+        except ImportError:
+            pass
+        requirements = [f"{WHEEL_MODULES[module]}=={version}" for module, version in versions.items()]
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "-d", str(into), *requirements]
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise BuildError(f"pip download {' '.join(requirements)} failed (offline? pass --wheels DIR): {completed.stderr.strip()[-300:]}")
+        wheel_dir = into
+    if not Path(wheel_dir).is_dir():
+        raise BuildError(f"wheel folder not found: {wheel_dir}")
+    found = {module: sorted(Path(wheel_dir).glob(f"{name}-*.whl")) for module, name in WHEEL_MODULES.items()}
+    if not found["timm"]:
+        raise BuildError(f"no timm-*.whl in {wheel_dir}: the kernel needs timm offline")
+    return {module: wheels[-1] for module, wheels in found.items() if wheels}
+
+
+def detector_folder(weights_dir: Path | None) -> Path:
+    try:
+        return find_mtcnn_weights(weights_dir)
+    except FileNotFoundError as error:
+        if weights_dir is not None:
+            raise BuildError(str(error)) from error
+        return fetch_mtcnn_weights()
+
+
+def size_plan(models: list[PackedModel], fp32: bool, fixed: dict[str, int]) -> list[tuple[str, int]]:
+    """``(what, bytes)`` for everything the dataset will hold, largest first."""
+    rows = [(f"{m.file} ({m.spec.arch}, {'fp32' if fp32 else 'fp16'})", m.packed_bytes(fp32)) for m in models]
+    return sorted(rows + list(fixed.items()), key=lambda row: -row[1])
+
+
+def over_limit_message(models: list[PackedModel], fp32: bool, fixed: dict[str, int], limit: int) -> str:
+    """The table of what takes the space, and what would bring the dataset under ``limit``."""
+    rows = size_plan(models, fp32, fixed)
+    total = sum(size for _, size in rows)
+    lines = [f"the dataset would be {total / 1e9:.2f} GB, over the {limit / 1e9:.2f} GB limit", ""]
+    lines += [f"  {size / 1e6:10.1f} MB  {what}" for what, size in rows]
+    lines += ["", "what would bring it under:"]
+    base = sum(fixed.values())
+    if fp32:
+        fp16_total = base + sum(m.packed_bytes(False) for m in models)
+        verdict = "fits" if fp16_total <= limit else "still over"
+        lines.append(f"  - store fp16 (drop --fp32): {fp16_total / 1e9:.2f} GB, {verdict}")
+    kept = sorted(models, key=lambda m: m.packed_bytes(fp32))
+    dropped = []
+    while kept and base + sum(m.packed_bytes(fp32) for m in kept) > limit:
+        dropped.append(kept.pop())
+    if kept:
+        lines.append(f"  - leave out the largest model(s): {', '.join(str(m.source) for m in dropped)}")
+    else:
+        lines.append("  - no subset of these models fits: use smaller architectures")
+    return "\n".join(lines)
+
+
+def notebook_from_percent(source: str) -> dict:
+    """The jupytext percent script as an nbformat-4 notebook (``# %%`` code, ``# %% [markdown]`` text)."""
+    cells = []
+    header_done = False
+    for block in source.split("\n# %%"):
+        if not header_done:  # the jupytext header before the first cell marker
+            header_done = True
+            continue
+        kind, _, body = block.partition("\n")
+        body = body.strip("\n")
+        if kind.strip() == "[markdown]":
+            text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines())
+            cells.append({"cell_type": "markdown", "metadata": {}, "source": text})
+        else:
+            cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": body})
+    return {
+        "cells": cells,
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                     "language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def write_kernel(folder: Path, args: argparse.Namespace) -> None:
+    folder.mkdir(parents=True)
+    source = KERNEL_SOURCE.read_text()
+    (folder / KERNEL_SOURCE.name).write_text(source)
+    notebook = folder / KERNEL_SOURCE.with_suffix(".ipynb").name
+    notebook.write_text(json.dumps(notebook_from_percent(source), indent=1) + "\n")
+    metadata = {
+        "id": args.kernel_slug,
+        "title": args.kernel_slug.split("/")[-1],
+        "code_file": notebook.name,
+        "language": "python",
+        "kernel_type": "notebook",
+        "is_private": True,
+        "enable_gpu": True,
+        "enable_internet": False,
+        "dataset_sources": [args.dataset_slug],
+        "competition_sources": [args.competition],
+        "kernel_sources": [],
+    }
+    (folder / "kernel-metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def write_dataset(folder: Path, models: list[PackedModel], wheels: dict[str, Path], detector: Path,
+                  config: InferenceConfig, args: argparse.Namespace) -> dict:
+    package = Path(dfdc_infer.__file__).resolve().parent
+    shutil.copytree(package, folder / "dfdc_infer", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for model in models:
+        save_checkpoint(folder / model.file, model.network, model.spec, dtype=None if args.fp32 else torch.float16)
+    (folder / "mtcnn").mkdir()
+    for name in MTCNN_WEIGHT_FILES:
+        shutil.copyfile(detector / name, folder / "mtcnn" / name)
+    (folder / "wheels").mkdir()
+    for wheel in wheels.values():
+        shutil.copyfile(wheel, folder / "wheels" / wheel.name)
+    manifest = write_manifest(folder, {
+        "dfdc_infer_version": dfdc_infer.__version__,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__.split("+")[0], "timm": timm.__version__},
+        "ensemble": [
+            {"file": m.file, "source": m.source.name, "arch": m.spec.arch, "input_size": m.spec.input_size,
+             "mean": list(m.spec.mean), "std": list(m.spec.std), "dtype": "float32" if args.fp32 else "float16",
+             "meta": m.spec.meta}
+            for m in models
+        ],
+        "detector": {"name": config.detector, "weights_dir": "mtcnn",
+                     "source": "facenet-pytorch 2.6.0 wheel (PyPI), facenet_pytorch/data/*.pt, MIT licence"},
+        "wheels": {module: f"wheels/{wheel.name}" for module, wheel in wheels.items()},
+        "config": config.to_dict(),
+    })
+    metadata = {"title": args.dataset_title, "id": args.dataset_slug, "licenses": [{"name": args.license}]}
+    (folder / "dataset-metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return manifest
+
+
+def projected_hours(report: Path) -> float:
+    data = json.loads(Path(report).read_text())
+    return float(data["end_to_end_seconds_per_video"]) * TEST_VIDEOS / 3600
+
+
+def build(args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    config = config_from_args(args)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise BuildError(f"{out} exists; pass --force to replace it")
+    models = load_models(args.checkpoint)
+    detector = detector_folder(args.detector_weights)
+    with tempfile.TemporaryDirectory(prefix="dfdc_wheels_") as downloads:
+        wheels = collect_wheels(args.wheels, Path(downloads))
+        package = Path(dfdc_infer.__file__).resolve().parent
+        fixed = {
+            "dfdc_infer/ (inference code)": sum(size["bytes"] for size in list_files(package).values()),
+            "mtcnn/ (face detector)": sum((detector / name).stat().st_size for name in MTCNN_WEIGHT_FILES),
+            **{f"wheels/{wheel.name}": wheel.stat().st_size for wheel in wheels.values()},
+        }
+        total = sum(size for _, size in size_plan(models, args.fp32, fixed))
+        if total > args.max_bytes:
+            raise BuildError(over_limit_message(models, args.fp32, fixed, args.max_bytes))
+        if not args.fp32:
+            for model in models:
+                change = fp16_prediction_change(model)
+                print(f"fp16 check {model.source.name}: largest prediction change {change:.2e}")
+                if change > FP16_TOLERANCE:
+                    raise BuildError(f"{model.source}: fp16 changes predictions by {change:.2e} > {FP16_TOLERANCE}; use --fp32")
+        if out.exists():
+            shutil.rmtree(out)
+        manifest = write_dataset(out / "weights_dataset", models, wheels, detector, config, args)
+    write_kernel(out / "kernel", args)
+    dataset_bytes = sum(item["bytes"] for item in manifest["files"].values())
+    print(f"wrote {out / 'weights_dataset'}: {len(manifest['files'])} files, {dataset_bytes / 1e6:.1f} MB "
+          f"(limit {args.max_bytes / 1e9:.2f} GB)")
+    print(f"wrote {out / 'kernel'}: {KERNEL_SOURCE.name}, {KERNEL_SOURCE.stem}.ipynb, kernel-metadata.json")
+    if args.timing:
+        hours = projected_hours(args.timing)
+        flag = "WARNING: over" if hours > BUDGET_HOURS else "within"
+        print(f"{flag} the {BUDGET_HOURS:.0f} h budget: {hours:.1f} h projected for {TEST_VIDEOS} videos ({args.timing})")
+    print(f"build took {format_duration(time.monotonic() - started)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        build(args)
+    except (BuildError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Shared, session-scoped inputs: generated DFDC-format videos and a small real checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfdc_infer.models import init_checkpoint
+from dfdc_sample.faces import load_face_sprite, paste_sprite
+from dfdc_sample.generate import generate_dataset
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 test-layout videos (640x360, 30 frames: 3 sampled each) incl. a no-face and a two-face one."""
+    return generate_dataset(tmp_path_factory.mktemp("sample") / "data", videos=8, frames=30, seed=7)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained EfficientNet-B0 at 128 px: real forward passes, quick on CPU."""
+    return init_checkpoint(tmp_path_factory.mktemp("models") / "b0.pt", "tf_efficientnet_b0", input_size=128)
+
+
+def portrait_frames(count: int = 12, width: int = 1080, height: int = 1920) -> np.ndarray:
+    """A phone-style portrait clip: the sample face on a grey gradient, drifting down."""
+    sprite = load_face_sprite()
+    background = np.linspace(60, 180, height, dtype=np.float32)[:, None, None].repeat(width, 1).repeat(3, 2)
+    frames = np.empty((count, height, width, 3), dtype=np.uint8)
+    for index in range(count):
+        frame = background.astype(np.uint8)
+        paste_sprite(frame, sprite, width / 2, height / 3 + 4 * index, scale=2.0)
+        frames[index] = frame
+    return frames

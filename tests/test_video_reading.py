@@ -1,0 +1,118 @@
+"""Video reading: sampled indices, backend agreement, rotation, and every kind of bad file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfdc_infer.config import InferenceConfig
+from dfdc_infer.video_reading import READERS, VideoReadError, create_reader, read_video, sample_indices
+from dfdc_sample.generate import write_video
+
+
+def numbered_frames(count: int, height: int = 96, width: int = 160) -> np.ndarray:
+    """Flat frames whose grey level encodes the frame number (survives H.264 almost exactly)."""
+    levels = (np.arange(count) * 8 + 16).clip(0, 255).astype(np.uint8)
+    frames = np.repeat(levels[:, None, None, None], height * width * 3, axis=1).reshape(count, height, width, 3)
+    frames[:, : height // 4, : width // 4] = 255  # a bright corner marks "up-left", to check rotation
+    return frames
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("videos")
+    paths = {
+        "plain": write_video(root / "plain.mp4", numbered_frames(25)),
+        "single": write_video(root / "single.mp4", numbered_frames(1)),
+        "rotated": write_video(root / "rotated.mp4", numbered_frames(25), rotation=90),
+        "portrait": write_video(root / "portrait.mp4", numbered_frames(12, height=192, width=108)),
+    }
+    whole = paths["plain"].read_bytes()
+    paths["truncated"] = root / "truncated.mp4"
+    paths["truncated"].write_bytes(whole[: len(whole) * 6 // 10])
+    paths["empty"] = root / "empty.mp4"
+    paths["empty"].write_bytes(b"")
+    paths["text"] = root / "text.mp4"
+    paths["text"].write_text("this is not a video\n")
+    return paths
+
+
+def frame_number(frame: np.ndarray) -> int:
+    """Inverse of ``numbered_frames`` (the grey level away from the bright corner)."""
+    return int(round((float(np.median(frame)) - 16) / 8))
+
+
+def test_sample_indices_every_nth_and_evenly_spaced() -> None:
+    assert sample_indices(300, 10).tolist() == list(range(0, 300, 10))
+    assert len(sample_indices(300, 10)) == 30
+    assert sample_indices(25, 10).tolist() == [0, 10, 20]
+    assert sample_indices(25, 10, frames_per_video=4).tolist() == [0, 8, 16, 24]
+    assert sample_indices(3, 10, frames_per_video=32).tolist() == [0, 1, 2]
+    assert sample_indices(1, 10).tolist() == [0]
+    assert sample_indices(0, 10).tolist() == []
+
+
+@pytest.mark.parametrize("backend", sorted(READERS))
+def test_backend_returns_the_sampled_frames_with_their_indices(videos: dict[str, Path], backend: str) -> None:
+    sample = create_reader(backend).read(videos["plain"], 10, None)
+    assert sample.indices.tolist() == [0, 10, 20]
+    assert sample.frames.shape == (3, 96, 160, 3) and sample.frames.dtype == np.uint8
+    assert [frame_number(frame) for frame in sample.frames] == [0, 10, 20]
+    assert sample.total_frames == 25
+    assert sample.backend == backend
+
+    spaced = create_reader(backend).read(videos["plain"], 10, 4)
+    assert spaced.indices.tolist() == [0, 8, 16, 24]
+    assert [frame_number(frame) for frame in spaced.frames] == [0, 8, 16, 24]
+
+
+def test_backends_agree_pixel_for_pixel(videos: dict[str, Path]) -> None:
+    decord_frames = create_reader("decord").read(videos["plain"], 5, None).frames
+    opencv_frames = create_reader("opencv").read(videos["plain"], 5, None).frames
+    assert decord_frames.shape == opencv_frames.shape
+    assert np.abs(decord_frames.astype(int) - opencv_frames).mean() < 1.0
+
+
+@pytest.mark.parametrize("backend", sorted(READERS))
+def test_rotation_metadata_gives_upright_portrait_frames(videos: dict[str, Path], backend: str) -> None:
+    sample = create_reader(backend).read(videos["rotated"], 10, None)
+    assert sample.frames.shape[1:] == (160, 96, 3), "a 90-degree display rotation must swap width and height"
+    assert [frame_number(frame) for frame in sample.frames] == [0, 10, 20]
+
+
+def test_backends_agree_on_the_rotated_video(videos: dict[str, Path]) -> None:
+    decord_frames = create_reader("decord").read(videos["rotated"], 10, None).frames
+    opencv_frames = create_reader("opencv").read(videos["rotated"], 10, None).frames
+    assert np.abs(decord_frames.astype(int) - opencv_frames).mean() < 1.0
+
+
+def test_portrait_and_single_frame_videos(videos: dict[str, Path]) -> None:
+    portrait = read_video(videos["portrait"], InferenceConfig())
+    assert portrait.frames.shape == (2, 192, 108, 3)
+    single = read_video(videos["single"], InferenceConfig())
+    assert single.indices.tolist() == [0] and single.frames.shape == (1, 96, 160, 3)
+
+
+def test_truncated_video_falls_back_to_opencv_and_logs_it(videos: dict[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="dfdc_infer.video_reading"):
+        sample = read_video(videos["truncated"], InferenceConfig(reader="decord"))
+    assert sample.backend == "opencv"
+    assert 0 < len(sample.indices) < 3, "only the frames before the cut can be decoded"
+    assert sample.indices.tolist() == [10 * i for i in range(len(sample.indices))]
+    assert any("truncated.mp4" in record.message and "retrying with opencv" in record.message for record in caplog.records)
+
+
+@pytest.mark.parametrize("name", ["empty", "text"])
+def test_unreadable_files_raise_a_clear_error_naming_each_backend(videos: dict[str, Path], name: str) -> None:
+    with pytest.raises(VideoReadError) as raised:
+        read_video(videos[name], InferenceConfig())
+    message = str(raised.value)
+    assert message.startswith("decord:") and "opencv: cannot open the file" in message
+
+
+def test_unknown_reader_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown video reader 'nvdecx'; known: decord, opencv"):
+        create_reader("nvdecx")

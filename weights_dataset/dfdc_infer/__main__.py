@@ -1,0 +1,7 @@
+"""``python -m dfdc_infer``: see ``cli``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""Command line: ``python -m dfdc_infer predict ...`` and ``python -m dfdc_infer init-checkpoint ...``.
+
+Every problem with the user's input (a missing path, a bad checkpoint, a malformed CSV, an invalid
+setting) ends with one line ``error: ...`` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .config import add_config_arguments, config_from_args
+from .models import CheckpointError, init_checkpoint
+from .run import run_submission
+from .submission import SubmissionError
+
+EXIT_USAGE = 2
+USER_ERRORS = (FileNotFoundError, CheckpointError, SubmissionError, ValueError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dfdc_infer", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="score a folder of videos into submission.csv")
+    predict.add_argument("--videos", type=Path, required=True, help="folder holding the test .mp4 files")
+    predict.add_argument("--sample-submission", type=Path, required=True, help="sample_submission.csv (row order)")
+    predict.add_argument("--checkpoint", type=Path, action="append", required=True, help="model checkpoint; repeat for an ensemble")
+    predict.add_argument("--out", type=Path, default=Path("submission.csv"), help="where to write the CSV")
+    predict.add_argument("--detector-weights", type=Path, default=None, help="folder with MTCNN pnet/rnet/onet.pt (default: the cache)")
+    add_config_arguments(predict)
+
+    init = commands.add_parser("init-checkpoint", help="write an untrained checkpoint (pipeline runs, scores mean nothing)")
+    init.add_argument("out", type=Path)
+    init.add_argument("--arch", default="tf_efficientnet_b0", help="timm architecture name")
+    init.add_argument("--input-size", type=int, default=None, help="default: the architecture's own")
+    init.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        if args.command == "init-checkpoint":
+            path = init_checkpoint(args.out, args.arch, args.input_size, args.seed)
+            print(f"wrote untrained {args.arch} checkpoint to {path}")
+        else:
+            run_submission(
+                config_from_args(args), args.videos, args.sample_submission, args.checkpoint, args.out, args.detector_weights
+            )
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""What the kernel needs around the pipeline: Kaggle paths, offline wheels, the packed dataset.
+
+The kernel file stays a thin notebook; every decision it makes lives here, where it is tested.
+This module imports only the standard library at the top, because it runs before the shipped
+wheels (timm, decord) are installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import InferenceConfig
+from .manifest import read_manifest, verify_manifest
+
+log = logging.getLogger(__name__)
+
+KAGGLE_INPUT = Path("/kaggle/input")
+KAGGLE_SUBMISSION = Path("/kaggle/working/submission.csv")
+
+
+class DatasetError(RuntimeError):
+    """The packed dataset or the competition inputs are not what the kernel needs."""
+
+
+def find_competition_inputs(search_root: Path = KAGGLE_INPUT) -> tuple[Path, Path]:
+    """``(test_videos dir, sample_submission.csv)`` of the competition attached to the notebook."""
+    for sample in sorted(Path(search_root).glob("*/sample_submission.csv")) + sorted(
+        Path(search_root).glob("*/*/sample_submission.csv")
+    ):
+        if (sample.parent / "test_videos").is_dir():
+            return sample.parent / "test_videos", sample
+    raise DatasetError(f"no */sample_submission.csv beside a test_videos folder under {search_root}")
+
+
+def install_missing_wheels(dataset: Path, manifest: dict[str, Any]) -> list[str]:
+    """``pip install --no-index --no-deps`` each shipped wheel whose module cannot be imported.
+
+    Returns the modules installed. Kaggle's image has torch, numpy, pandas and OpenCV; what it
+    lacks (timm, decord) ships as wheels in the dataset, and nothing is ever downloaded.
+    """
+    installed = []
+    for module, wheel in sorted(manifest.get("wheels", {}).items()):
+        if importlib.util.find_spec(module) is not None:
+            continue
+        log.info("installing %s from the dataset's %s (offline)", module, wheel)
+        command = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--quiet", str(Path(dataset) / wheel)]
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise DatasetError(f"pip could not install {wheel}: {completed.stderr.strip()[-500:]}")
+        installed.append(module)
+    importlib.invalidate_caches()
+    return installed
+
+
+def run_dataset(dataset: Path, videos: Path, sample_submission: Path, output: Path) -> Any:
+    """Verify the dataset against its manifest, then score with its ensemble and its settings."""
+    dataset = Path(dataset)
+    manifest = read_manifest(dataset)
+    problems = verify_manifest(dataset)
+    if problems:
+        raise DatasetError(f"dataset {dataset} does not match its manifest: " + "; ".join(problems[:5]))
+    log.info("dataset %s verified: %d files", dataset, len(manifest["files"]))
+    install_missing_wheels(dataset, manifest)
+
+    from .run import run_submission  # only after the wheels are in: it imports timm and decord
+
+    return run_submission(
+        InferenceConfig.from_dict(manifest["config"]),
+        videos,
+        sample_submission,
+        [dataset / model["file"] for model in manifest["ensemble"]],
+        output,
+        dataset / manifest["detector"]["weights_dir"],
+    )

@@ -1,0 +1,68 @@
+"""The dataset manifest: what ``build_submission.py`` packed, and the kernel's proof it is intact.
+
+``manifest.json`` lists every file of the Kaggle dataset with its size and sha256, the versions
+the build used, the ensemble and the inference settings. The kernel finds the dataset by this file
+(not by a slug), checks every hash before scoring, and takes its settings from it, so what was
+validated locally is what runs on Kaggle. Standard library only: the kernel verifies before it
+imports anything heavy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+PRODUCT = "dfdc-offline"
+NOT_LISTED = {MANIFEST_NAME, "dataset-metadata.json"}
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def list_files(root: Path) -> dict[str, dict[str, Any]]:
+    """``{relative posix path: {"bytes", "sha256"}}`` for every file under ``root`` but the manifests, sorted."""
+    root = Path(root)
+    return {
+        path.relative_to(root).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.relative_to(root).as_posix() not in NOT_LISTED and "__pycache__" not in path.parts
+    }
+
+
+def write_manifest(root: Path, content: dict[str, Any]) -> dict[str, Any]:
+    """Write ``content`` plus the file list; keys sorted and no timestamps, so builds are reproducible."""
+    manifest = {"product": PRODUCT, **content, "files": list_files(root)}
+    (Path(root) / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST_NAME} in {root}: not a dataset made by build_submission.py")
+    manifest = json.loads(path.read_text())
+    if manifest.get("product") != PRODUCT:
+        raise ValueError(f"{path}: not a {PRODUCT} manifest")
+    return manifest
+
+
+def verify_manifest(root: Path) -> list[str]:
+    """Problems found (missing files, wrong sizes or hashes); an empty list means intact."""
+    problems = []
+    for name, expected in read_manifest(root)["files"].items():
+        path = Path(root) / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif path.stat().st_size != expected["bytes"]:
+            problems.append(f"{name}: {path.stat().st_size} bytes, expected {expected['bytes']}")
+        elif sha256_file(path) != expected["sha256"]:
+            problems.append(f"{name}: sha256 differs from the manifest")
+    return problems
