@@ -34,6 +34,12 @@ parser.add_argument("--sample-submission", default=os.environ.get("DFDC_SAMPLE_S
 parser.add_argument("--out", default=os.environ.get("DFDC_OUTPUT", "/kaggle/working/submission.csv"))
 args, _ = parser.parse_known_args()  # a notebook's kernel passes its own flags: ignore them
 
+
+def fail(message: str) -> None:
+    """One line on stderr and exit code 2, like every other command of the project."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
 # %% [markdown]
 # ## Find the packed dataset by its manifest (not by its slug)
 
@@ -43,12 +49,12 @@ def find_dataset(search_root: Path = Path("/kaggle/input")) -> Path:
         for manifest in sorted(search_root.glob(pattern)):
             if json.loads(manifest.read_text()).get("product") == "dfdc-offline":
                 return manifest.parent
-    sys.exit(f"error: no dataset with a dfdc-offline manifest.json under {search_root}; attach the one build_submission.py made")
+    fail(f"no dataset with a dfdc-offline manifest.json under {search_root}; attach the one build_submission.py made")
 
 
 dataset = Path(args.dataset) if args.dataset else find_dataset()
 if not (dataset / "manifest.json").is_file():
-    sys.exit(f"error: {dataset} holds no manifest.json")
+    fail(f"{dataset} holds no manifest.json")
 sys.path.insert(0, str(dataset))
 from dfdc_infer import kaggle_env  # noqa: E402  (importable only once the dataset is on sys.path)
 
@@ -63,4 +69,4 @@ else:
 try:
     kaggle_env.run_dataset(dataset, videos, sample_submission, Path(args.out))
 except (FileNotFoundError, ValueError, kaggle_env.DatasetError) as error:
-    sys.exit(f"error: {error}")
+    fail(str(error))

@@ -68,3 +68,19 @@ def test_flags_map_onto_the_config_and_unset_flags_keep_defaults() -> None:
     assert config == InferenceConfig(frame_step=5, fp16=False, detector_thresholds=(0.5, 0.6, 0.7), all_faces=True)
     assert config_from_args(parser.parse_args([])) == InferenceConfig()
     assert InferenceConfig.from_dict(config.to_dict()) == config
+
+
+def test_readme_documents_every_setting_flag() -> None:
+    from dataclasses import fields
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    undocumented = [item.name for item in fields(InferenceConfig) if f"`--{item.name.replace('_', '-')}" not in readme]
+    assert undocumented == []
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme_commands = [line for line in (root / "README.md").read_text().splitlines() if line.startswith("python3 -m venv")]
+    assert len(readme_commands) == 2, "the README has exactly two set-up commands"
+    assert readme_commands[1].endswith("python -m pytest -q tests")
+    assert readme_commands[1] in (root / ".ci" / "run").read_text()

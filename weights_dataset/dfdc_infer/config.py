@@ -90,11 +90,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inference settings")
     for item in fields(InferenceConfig):
         flag = "--" + item.name.replace("_", "-")
-        help_text = f"{item.metadata['help']} (default: {_default(item)})"
+        help_text = f"{item.metadata['help'].replace('``', '')} (default: {_default(item)})"
         if isinstance(_default(item), bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif isinstance(_default(item), tuple):
-            group.add_argument(flag, type=float, nargs=len(_default(item)), default=None, help=help_text)
+            group.add_argument(flag, type=float, nargs=len(_default(item)), default=None, metavar="X", help=help_text)
         else:
             kind = int if item.name == "frames_per_video" else type(_default(item))
             group.add_argument(flag, type=kind, default=None, help=help_text)

@@ -64,7 +64,7 @@ def run_dataset(dataset: Path, videos: Path, sample_submission: Path, output: Pa
     problems = verify_manifest(dataset)
     if problems:
         raise DatasetError(f"dataset {dataset} does not match its manifest: " + "; ".join(problems[:5]))
-    log.info("dataset %s verified: %d files", dataset, len(manifest["files"]))
+    log.info("dataset %s verified: %d files; dfdc_infer loaded from %s", dataset, len(manifest["files"]), Path(__file__).parent)
     install_missing_wheels(dataset, manifest)
 
     from .run import run_submission  # only after the wheels are in: it imports timm and decord

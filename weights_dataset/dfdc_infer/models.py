@@ -118,13 +118,16 @@ def load_model(path: Path) -> tuple[torch.nn.Module, ModelSpec]:
         model = create_network(spec.arch)
     except RuntimeError as error:  # timm: "Unknown model (...)"
         raise CheckpointError(f"{path}: unknown timm architecture {spec.arch!r}") from error
-    result = model.load_state_dict(state_dict, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state_dict]
+    unexpected = [name for name in state_dict if name not in expected]
+    resized = [name for name in expected if name in state_dict and state_dict[name].shape != expected[name].shape]
+    if missing or unexpected or resized:
         raise CheckpointError(
-            f"{path}: weights do not fit {spec.arch}: "
-            f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[:3]}), "
-            f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})"
+            f"{path}: weights do not fit {spec.arch}: {len(missing)} missing (e.g. {missing[:2]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(resized)} of another shape (e.g. {resized[:2]})"
         )
+    model.load_state_dict(state_dict)
     return model.float().eval(), spec
 
 

@@ -1,0 +1,203 @@
+"""build_submission.py: a dataset under the limit, a kernel that runs offline, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from dfdc_infer.config import InferenceConfig
+from dfdc_infer.kaggle_env import DatasetError, install_missing_wheels
+from dfdc_infer.manifest import read_manifest, verify_manifest
+from dfdc_infer.models import create_network, init_checkpoint
+from dfdc_infer.run import run_submission
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "build_submission.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The timm and decord wheels, downloaded once for every build in this module."""
+    import decord
+    import timm
+
+    folder = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "-d", str(folder),
+                    f"timm=={timm.__version__}", f"decord=={decord.__version__}"], check=True, timeout=300)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return init_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.pt", "tf_efficientnet_b0", input_size=96, seed=1)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, small_checkpoint: Path, wheels: Path) -> Path:
+    out = tmp_path_factory.mktemp("build") / "build"
+    result = build("--checkpoint", str(small_checkpoint), "--out", str(out), "--wheels", str(wheels), "--frame-step", "15")
+    assert result.returncode == 0, result.stderr
+    assert "fp16 check small.pt: largest prediction change" in result.stdout
+    return out
+
+
+def test_dataset_holds_code_models_detector_wheels_and_a_manifest(built: Path) -> None:
+    dataset = built / "weights_dataset"
+    manifest = read_manifest(dataset)
+    files = set(manifest["files"])
+    assert {"dfdc_infer/pipeline.py", "dfdc_infer/kaggle_env.py", "models/model-0-small.pt",
+            "mtcnn/pnet.pt", "mtcnn/rnet.pt", "mtcnn/onet.pt"} <= files
+    assert any(name.startswith("wheels/timm-") for name in files)
+    assert not any("dfdc_sample" in name or "test" in name.split("/")[0] or "__pycache__" in name for name in files)
+    assert verify_manifest(dataset) == []
+    assert manifest["ensemble"][0]["arch"] == "tf_efficientnet_b0" and manifest["ensemble"][0]["dtype"] == "float16"
+    assert InferenceConfig.from_dict(manifest["config"]).frame_step == 15
+    assert set(manifest["versions"]) == {"python", "torch", "timm"}
+    checkpoint = torch.load(dataset / "models/model-0-small.pt", weights_only=True)
+    assert checkpoint["state_dict"]["conv_stem.weight"].dtype == torch.float16
+    metadata = json.loads((dataset / "dataset-metadata.json").read_text())
+    assert metadata["id"] == "your-kaggle-username/dfdc-offline-weights" and metadata["licenses"] == [{"name": "other"}]
+
+
+def test_kernel_folder_has_py_ipynb_and_offline_gpu_metadata(built: Path) -> None:
+    kernel = built / "kernel"
+    metadata = json.loads((kernel / "kernel-metadata.json").read_text())
+    assert metadata["code_file"] == "dfdc_kernel.ipynb" and metadata["kernel_type"] == "notebook"
+    assert metadata["enable_internet"] is False and metadata["enable_gpu"] is True
+    assert metadata["dataset_sources"] == ["your-kaggle-username/dfdc-offline-weights"]
+    assert metadata["competition_sources"] == ["deepfake-detection-challenge"]
+    notebook = json.loads((kernel / "dfdc_kernel.ipynb").read_text())
+    assert notebook["nbformat"] == 4
+    code = "\n".join(cell["source"] for cell in notebook["cells"] if cell["cell_type"] == "code")
+    script = (kernel / "dfdc_kernel.py").read_text()
+    assert all(line in script for line in code.splitlines())
+    assert "find_dataset" in code and "run_dataset" in code
+    assert notebook["cells"][0]["cell_type"] == "markdown" and notebook["cells"][0]["source"].startswith("# DFDC offline submission")
+
+
+def test_kernel_runs_self_contained_and_matches_the_repo_pipeline(built: Path, sample_data: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "kaggle"
+    shutil.copytree(built / "weights_dataset", elsewhere / "input" / "some-slug")
+    shutil.copytree(built / "kernel", elsewhere / "kernel")
+    out = elsewhere / "working" / "submission.csv"
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+    environment["PYTHONNOUSERSITE"] = "1"
+    result = subprocess.run(
+        [sys.executable, str(elsewhere / "kernel" / "dfdc_kernel.py"), "--dataset", str(elsewhere / "input" / "some-slug"),
+         "--videos", str(sample_data / "test_videos"), "--sample-submission", str(sample_data / "sample_submission.csv"),
+         "--out", str(out)],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"dfdc_infer loaded from {elsewhere / 'input' / 'some-slug' / 'dfdc_infer'}" in result.stderr
+    assert "scored 7, no face 1, failed 0, missing 0" in result.stderr
+
+    dataset = built / "weights_dataset"
+    manifest = read_manifest(dataset)
+    reference = tmp_path / "reference.csv"
+    run_submission(InferenceConfig.from_dict(manifest["config"]), sample_data / "test_videos", sample_data / "sample_submission.csv",
+                   [dataset / manifest["ensemble"][0]["file"]], reference, dataset / "mtcnn")
+    kernel_rows, repo_rows = pd.read_csv(out), pd.read_csv(reference)
+    assert kernel_rows["filename"].tolist() == repo_rows["filename"].tolist()
+    assert (kernel_rows["label"] - repo_rows["label"]).abs().max() <= 1e-6
+
+
+def test_kernel_refuses_a_tampered_dataset(built: Path, sample_data: Path, tmp_path: Path) -> None:
+    dataset = tmp_path / "dataset"
+    shutil.copytree(built / "weights_dataset", dataset)
+    with open(dataset / "mtcnn" / "onet.pt", "ab") as handle:
+        handle.write(b"x")
+    result = subprocess.run(
+        [sys.executable, str(built / "kernel" / "dfdc_kernel.py"), "--dataset", str(dataset), "--videos", str(sample_data / "test_videos"),
+         "--sample-submission", str(sample_data / "sample_submission.csv"), "--out", str(tmp_path / "s.csv")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "does not match its manifest: mtcnn/onet.pt:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_builds_from_the_same_inputs_have_the_same_hashes(built: Path, small_checkpoint: Path, wheels: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    assert build("--checkpoint", str(small_checkpoint), "--out", str(again), "--wheels", str(wheels), "--frame-step", "15").returncode == 0
+    assert read_manifest(again / "weights_dataset")["files"] == read_manifest(built / "weights_dataset")["files"]
+    assert (again / "weights_dataset" / "manifest.json").read_bytes() == (built / "weights_dataset" / "manifest.json").read_bytes()
+
+
+def test_over_the_limit_stops_before_writing_with_a_table_and_a_way_out(small_checkpoint: Path, wheels: Path, tmp_path: Path) -> None:
+    second = tmp_path / "second.pt"
+    shutil.copyfile(small_checkpoint, second)
+    out = tmp_path / "out"
+    result = build("--checkpoint", str(small_checkpoint), "--checkpoint", str(second), "--out", str(out), "--wheels", str(wheels),
+                   "--fp32", "--max-bytes", "35000000")
+    assert result.returncode == 2
+    assert not out.exists()
+    assert "over the 0.04 GB limit" in result.stderr
+    assert "models/model-1-second.pt (tf_efficientnet_b0, fp32)" in result.stderr
+    assert "store fp16 (drop --fp32)" in result.stderr and "fits" in result.stderr
+    assert "leave out the largest model(s)" in result.stderr
+
+
+def test_projected_time_over_budget_is_warned(small_checkpoint: Path, wheels: Path, tmp_path: Path) -> None:
+    report = tmp_path / "timing.json"
+    report.write_text(json.dumps({"end_to_end_seconds_per_video": 9.0}))
+    result = build("--checkpoint", str(small_checkpoint), "--out", str(tmp_path / "b"), "--wheels", str(wheels), "--fp32", "--timing", str(report))
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: over the 9 h budget: 10.0 h projected for 4000 videos" in result.stdout
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    line = one_line_error(build("--checkpoint", str(tmp_path / "gone.pt"), "--out", str(tmp_path / "o")))
+    assert line == f"error: checkpoint not found: {tmp_path / 'gone.pt'}"
+
+
+def test_checkpoint_without_arch_metadata(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.pt"
+    torch.save(create_network("tf_efficientnet_b0").state_dict(), bare)
+    assert "bare.pt: missing arch" in one_line_error(build("--checkpoint", str(bare), "--out", str(tmp_path / "o")))
+
+
+def test_checkpoint_whose_keys_do_not_fit_its_arch(small_checkpoint: Path, tmp_path: Path) -> None:
+    payload = torch.load(small_checkpoint, weights_only=True)
+    payload["arch"] = "tf_efficientnet_b2"
+    wrong = tmp_path / "wrong.pt"
+    torch.save(payload, wrong)
+    assert "weights do not fit tf_efficientnet_b2" in one_line_error(build("--checkpoint", str(wrong), "--out", str(tmp_path / "o")))
+
+
+def test_existing_output_folder_needs_force(small_checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "o").mkdir()
+    line = one_line_error(build("--checkpoint", str(small_checkpoint), "--out", str(tmp_path / "o")))
+    assert line == f"error: {tmp_path / 'o'} exists; pass --force to replace it"
+
+
+def test_wheel_folder_without_timm(small_checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "wheels").mkdir()
+    line = one_line_error(build("--checkpoint", str(small_checkpoint), "--out", str(tmp_path / "o"), "--wheels", str(tmp_path / "wheels")))
+    assert line == f"error: no timm-*.whl in {tmp_path / 'wheels'}: the kernel needs timm offline"
+
+
+def test_wheels_install_only_what_is_missing_and_fail_clearly(tmp_path: Path) -> None:
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / "broken-0.1-py3-none-any.whl").write_bytes(b"not a zip")
+    assert install_missing_wheels(tmp_path, {"wheels": {"numpy": "wheels/numpy-is-present.whl"}}) == []
+    with pytest.raises(DatasetError, match="pip could not install wheels/broken-0.1-py3-none-any.whl"):
+        install_missing_wheels(tmp_path, {"wheels": {"dfdc_no_such_module": "wheels/broken-0.1-py3-none-any.whl"}})
