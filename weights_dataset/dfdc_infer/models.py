@@ -167,11 +167,21 @@ class Ensemble:
         return result
 
     def _forward(self, model: torch.nn.Module, spec: ModelSpec, images: torch.Tensor) -> np.ndarray:
-        if images.shape[-1] != spec.input_size:
-            images = F.interpolate(images, size=spec.input_size, mode="bilinear", antialias=True, align_corners=False)
-        mean = torch.tensor(spec.mean, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(spec.std, device=images.device).view(1, 3, 1, 1)
-        inputs = ((images - mean) / std).contiguous(memory_format=torch.channels_last if self.half else torch.contiguous_format)
+        inputs = preprocess(images, spec)
+        if self.half:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=images.device.type, dtype=torch.float16, enabled=self.half):
             logits = model(inputs)
         return torch.sigmoid(logits.float()).view(-1).cpu().numpy()
+
+
+def preprocess(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> the model's input: resized to ``spec.input_size``, normalised.
+
+    Training feeds its (augmented) crops through this same function, so the two cannot drift.
+    """
+    if images.shape[-2:] != (spec.input_size, spec.input_size):
+        images = F.interpolate(images, size=spec.input_size, mode="bilinear", antialias=True, align_corners=False)
+    mean = torch.tensor(spec.mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images - mean) / std
