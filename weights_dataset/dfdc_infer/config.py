@@ -45,6 +45,11 @@ class InferenceConfig:
     clip_max: float = setting(0.99, "Upper clip of every submitted label.")
     fallback_label: float = setting(0.5, "Written for a video that fails to decode, has no face, or is missing on disk.")
 
+    # Time budget (see budget.py)
+    budget_hours: float = setting(9.0, "Kaggle's run-time limit; the run is planned to finish inside it.")
+    budget_margin_hours: float = setting(0.5, "Safety margin: every row is written by budget_hours minus this.")
+    min_frames_per_video: int = setting(4, "The budget guard never samples fewer frames per video than this.")
+
     # Hardware
     device: str = setting("auto", "``auto`` picks CUDA when available, else CPU; or any torch device string.")
     fp16: bool = setting(True, "Use fp16 autocast and channels_last on CUDA (ignored on CPU).")
@@ -60,7 +65,9 @@ class InferenceConfig:
             raise ValueError(f"crop_margin must be >= 1, got {self.crop_margin}")
         if not 0.0 <= self.clip_min < self.clip_max <= 1.0:
             raise ValueError(f"need 0 <= clip_min < clip_max <= 1, got {self.clip_min}, {self.clip_max}")
-        if min(self.batch_size, self.detector_batch_size, self.decode_workers, self.prefetch_videos) < 1:
+        if not 0 <= self.budget_margin_hours < self.budget_hours:
+            raise ValueError(f"need 0 <= budget_margin_hours < budget_hours, got {self.budget_margin_hours}, {self.budget_hours}")
+        if min(self.batch_size, self.detector_batch_size, self.min_frames_per_video, self.decode_workers, self.prefetch_videos) < 1:
             raise ValueError("batch sizes, decode_workers and prefetch_videos must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ offline, with ``timm.create_model(arch, pretrained=False, num_classes=1)`` and `
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -142,6 +143,8 @@ class Ensemble:
         memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         self.models = [model.to(device, memory_format=memory_format) for model, _ in models]
         self.specs = [spec for _, spec in models]
+        self.seconds = [0.0] * len(self.models)
+        """Forward-pass seconds per model so far: the budget guard drops the slowest first."""
 
     @classmethod
     def load(cls, checkpoints: Sequence[Path], device: torch.device, fp16: bool = True) -> "Ensemble":
@@ -163,8 +166,19 @@ class Ensemble:
             batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + batch_size])).to(self.device)
             images = batch.permute(0, 3, 1, 2).float().div_(255.0)
             for row, (model, spec) in enumerate(zip(self.models, self.specs)):
+                started = time.perf_counter()
                 result[row, start : start + len(batch)] = self._forward(model, spec, images)
+                self.seconds[row] += time.perf_counter() - started
         return result
+
+    def drop_slowest(self) -> ModelSpec:
+        """Remove the model that has cost the most time (there must be at least two)."""
+        if len(self.models) < 2:
+            raise ValueError("cannot drop the last model of the ensemble")
+        slowest = max(range(len(self.models)), key=self.seconds.__getitem__)
+        for members in (self.models, self.seconds):
+            members.pop(slowest)
+        return self.specs.pop(slowest)
 
     def _forward(self, model: torch.nn.Module, spec: ModelSpec, images: torch.Tensor) -> np.ndarray:
         inputs = preprocess(images, spec)

@@ -17,13 +17,14 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from .aggregation import video_probability
+from .budget import BudgetGuard
 from .config import InferenceConfig
 from .cropping import crop_frames
 from .face_detection import FaceDetector
@@ -33,7 +34,7 @@ from .video_reading import SampledFrames, VideoReadError, read_video
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("scored", "no_face", "failed", "missing")
+STATUSES = ("scored", "no_face", "failed", "missing", "out_of_time")
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class RunStats:
         return (
             f"{self.videos} videos in {self.seconds:.1f} s ({per_video:.2f} s/video): "
             f"scored {self.counts['scored']}, no face {self.counts['no_face']}, "
-            f"failed {self.counts['failed']}, missing {self.counts['missing']}\n"
+            f"failed {self.counts['failed']}, missing {self.counts['missing']}, out of time {self.counts['out_of_time']}\n"
             f"stage seconds per video: {stage_text}"
         )
 
@@ -105,13 +106,21 @@ def _decode(path: Path, config: InferenceConfig) -> tuple[SampledFrames | None, 
 
 
 class VideoScorer:
-    """Scores videos with one detector and one ensemble; see the module docstring."""
+    """Scores videos with one detector and one ensemble; see the module docstring.
 
-    def __init__(self, config: InferenceConfig, detector: FaceDetector, ensemble: Ensemble) -> None:
+    With a ``BudgetGuard`` it asks before every video whether the run must get cheaper (fewer
+    frames, then fewer models) or stop; after a stop every remaining video gets the fallback label
+    with status ``out_of_time``.
+    """
+
+    def __init__(self, config: InferenceConfig, detector: FaceDetector, ensemble: Ensemble, guard: BudgetGuard | None = None) -> None:
         self.config = config
         self.detector = detector
         self.ensemble = ensemble
+        self.guard = guard
         self.stats = RunStats()
+        self._frames_seen = 0
+        self._cuts_left = True
 
     def score(self, video_dir: Path, filenames: Iterable[str]) -> Iterator[VideoResult]:
         """Yield a result for every filename (in completion order, which may differ from input order)."""
@@ -119,18 +128,57 @@ class VideoScorer:
         started = time.perf_counter()
         progress = ProgressLine(total=len(filenames), unit="videos")
         pending: list[_Pending] = []
+        finished: set[str] = set()
+
+        def emit(results: list[VideoResult]) -> Iterator[VideoResult]:
+            for result in results:
+                self.stats.counts[result.status] += 1
+                self._frames_seen += result.frames
+                finished.add(result.filename)
+                progress.advance()
+                yield result
+
         with ThreadPoolExecutor(max_workers=self.config.decode_workers, thread_name_prefix="decode") as pool:
             for filename, decoded in self._decoded(pool, Path(video_dir), filenames):
-                results = self._handle(filename, decoded, pending)
-                for result in results:
-                    self._count(result)
-                    progress.advance()
-                    yield result
-        for result in self._classify(pending):
-            self._count(result)
-            progress.advance()
-            yield result
+                go_on, flushed = self._within_budget(len(filenames), pending)
+                yield from emit(flushed)
+                if not go_on:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    break
+                yield from emit(self._handle(filename, decoded, pending))
+        yield from emit(self._classify(pending))
+        late = [name for name in filenames if name not in finished]
+        if late:
+            log.warning("budget: out of time, %d videos get %.2f without being scored", len(late), self.config.fallback_label)
+        yield from emit([VideoResult(name, self.config.fallback_label, "out_of_time", "time budget spent") for name in late])
         self.stats.seconds = time.perf_counter() - started
+
+    def _within_budget(self, total: int, pending: list[_Pending]) -> tuple[bool, list[VideoResult]]:
+        """Ask the guard and apply its cut (fewer frames, then one model less).
+
+        Returns (go on?, results of pooled crops classified before a model was dropped).
+        """
+        flushed: list[VideoResult] = []
+        if self.guard is None:
+            return True, flushed
+        if self.guard.out_of_time():
+            return False, flushed
+        done = self.stats.videos
+        if self._cuts_left and self.guard.check(done, total - done) == "slow":
+            frames_now = self.config.frames_per_video or max(round(self._frames_seen / max(done, 1)), 1)
+            if frames_now > self.config.min_frames_per_video:
+                fewer = max(frames_now // 2, self.config.min_frames_per_video)
+                log.warning("budget: sampling %d frames per video instead of %d", fewer, frames_now)
+                self.config = replace(self.config, frames_per_video=fewer)
+            elif len(self.ensemble.models) > 1:
+                flushed = self._classify(pending)  # pooled crops were cut for the current models
+                dropped = self.ensemble.drop_slowest()
+                log.warning("budget: dropping the slowest model, %s@%d", dropped.arch, dropped.input_size)
+            else:
+                log.warning("budget: nothing left to cut; the rest falls back to %.2f at the deadline", self.config.fallback_label)
+                self._cuts_left = False
+            self.guard.restart_rate(done, in_flight=self.config.prefetch_videos)
+        return True, flushed
 
     def _decoded(
         self, pool: ThreadPoolExecutor, video_dir: Path, filenames: list[str]
@@ -213,5 +261,3 @@ class VideoScorer:
         pending.clear()
         return results
 
-    def _count(self, result: VideoResult) -> None:
-        self.stats.counts[result.status] += 1

@@ -7,14 +7,17 @@ so a wrong path fails in the first second with a message naming it, not after ho
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
+from .budget import BudgetGuard
 from .config import InferenceConfig
 from .device import resolve_device
 from .face_detection import create_detector
 from .models import Ensemble
 from .pipeline import RunStats, VideoScorer
+from .resume import ProgressFile, run_fingerprint
 from .submission import read_sample_submission, write_submission
 
 log = logging.getLogger(__name__)
@@ -27,8 +30,15 @@ def run_submission(
     checkpoints: Sequence[Path],
     output: Path,
     detector_weights: Path | None = None,
+    resume: bool = True,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RunStats:
-    """Score every video named in ``sample_submission`` and write ``output`` in that order."""
+    """Score every video named in ``sample_submission`` and write ``output`` in that order.
+
+    With ``resume`` (default), videos recorded in ``<output>.progress`` by an interrupted run of the
+    same settings and checkpoints are not scored again. ``clock`` drives the time budget (tests
+    pass a fake one).
+    """
     filenames = read_sample_submission(sample_submission)
     video_dir = Path(video_dir)
     if not video_dir.is_dir():
@@ -36,14 +46,28 @@ def run_submission(
     device = resolve_device(config.device)
     ensemble = Ensemble.load(checkpoints, device, fp16=config.fp16)
     detector = create_detector(config, detector_weights)
+
+    progress = ProgressFile(Path(f"{output}.progress"), run_fingerprint(config, checkpoints, filenames))
+    done = progress.load() if resume else {}
+    if done:
+        log.info("resuming: %d of %d videos already done in %s", len(done), len(filenames), progress.path)
+    todo = [name for name in filenames if name not in done]
     log.info(
         "scoring %d videos from %s on %s: %d model(s) %s, detector %s, reader %s",
-        len(filenames), video_dir, device, len(ensemble.models),
+        len(todo), video_dir, device, len(ensemble.models),
         ", ".join(f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs), config.detector, config.reader,
     )
-    scorer = VideoScorer(config, detector, ensemble)
-    labels = {result.filename: result.label for result in scorer.score(video_dir, filenames)}
-    write_submission(output, filenames, labels, config.fallback_label)
+    guard = BudgetGuard(config.budget_hours * 3600, config.budget_margin_hours * 3600, clock=clock)
+    scorer = VideoScorer(config, detector, ensemble, guard)
+    labels = {name: result.label for name, result in done.items()}
+    progress.open(done)
+    try:
+        for result in scorer.score(video_dir, todo):
+            labels[result.filename] = result.label
+            progress.record(result)
+    finally:
+        progress.close()
+        write_submission(output, filenames, labels, config.fallback_label)
     log.info("%s", scorer.stats.summary())
     log.info("wrote %s (%d rows)", output, len(filenames))
     return scorer.stats
