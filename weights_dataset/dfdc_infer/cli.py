@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint", type=Path, action="append", required=True, help="model checkpoint; repeat for an ensemble")
     predict.add_argument("--out", type=Path, default=Path("submission.csv"), help="where to write the CSV")
     predict.add_argument("--detector-weights", type=Path, default=None, help="folder with MTCNN pnet/rnet/onet.pt (default: the cache)")
+    predict.add_argument("--fresh", action="store_true", help="ignore OUT.progress of an interrupted run: score every video again")
     add_config_arguments(predict)
 
     init = commands.add_parser("init-checkpoint", help="write an untrained checkpoint (pipeline runs, scores mean nothing)")
@@ -50,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote untrained {args.arch} checkpoint to {path}")
         else:
             run_submission(
-                config_from_args(args), args.videos, args.sample_submission, args.checkpoint, args.out, args.detector_weights
+                config_from_args(args), args.videos, args.sample_submission, args.checkpoint, args.out, args.detector_weights,
+                resume=not args.fresh,
             )
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
