@@ -1,0 +1,225 @@
+"""Tests for the DFDC-format sample data generator (dfdc_sample).
+
+Everything downstream (reader, detector recall, benchmarks, the README dry run) trusts these
+files to look like DFDC's, so the checks are made on decoded output, not on the generator's
+own bookkeeping. Sizes are tiny (320x180, 12 frames) to keep the module well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from dfdc_sample import generate_dataset, self_blend, write_video
+
+WIDTH, HEIGHT, FRAMES, VIDEOS = 320, 180, 12, 6
+
+
+def read_frames(path: Path) -> np.ndarray:
+    """Decode every frame with OpenCV as (T, H, W, 3) int16 (signed, so differences don't wrap)."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return np.stack(frames).astype(np.int16)
+
+
+def enlarged_mask(shape: tuple[int, int], boxes: list[list[int]], margin: float) -> np.ndarray:
+    """True inside each box grown by ``margin`` times its size on every side."""
+    mask = np.zeros(shape, bool)
+    for x1, y1, x2, y2 in boxes:
+        dx, dy = margin * (x2 - x1), margin * (y2 - y1)
+        mask[max(0, int(y1 - dy)):int(y2 + dy) + 1, max(0, int(x1 - dx)):int(x2 + dx) + 1] = True
+    return mask
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_dataset(tmp_path_factory.mktemp("a"), videos=VIDEOS, width=WIDTH, height=HEIGHT,
+                            frames=FRAMES, seed=7)
+
+
+@pytest.fixture(scope="module")
+def metadata(dataset: Path) -> dict[str, dict]:
+    return json.loads((dataset / "metadata.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def faces(dataset: Path) -> dict[str, list[list[list[int]]]]:
+    return json.loads((dataset / "faces.json").read_text())
+
+
+def test_test_layout_files(dataset: Path, metadata: dict) -> None:
+    videos = sorted(p.name for p in (dataset / "test_videos").iterdir())
+    assert len(videos) == VIDEOS and all(name.endswith(".mp4") for name in videos)
+    assert all(len(name) == 14 and name[:10].isalpha() and name[:10].islower() for name in videos)
+    assert sorted(metadata) == videos
+    lines = (dataset / "sample_submission.csv").read_text().splitlines()
+    assert lines[0] == "filename,label"
+    assert lines[1:] == [f"{name},0.5" for name in videos]
+
+
+def test_videos_decode_as_h264_with_right_shape(dataset: Path) -> None:
+    for path in sorted((dataset / "test_videos").glob("*.mp4")):
+        capture = cv2.VideoCapture(str(path))
+        fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode().lower()
+        assert fourcc in ("h264", "avc1")
+        assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0)
+        capture.release()
+        assert read_frames(path).shape == (FRAMES, HEIGHT, WIDTH, 3)
+        probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                               capture_output=True, text=True)
+        assert "Video: h264" in probe.stderr and "yuv420p" in probe.stderr
+
+
+def test_metadata_labels_and_originals(metadata: dict) -> None:
+    labels = [entry["label"] for entry in metadata.values()]
+    assert labels.count("REAL") == 3 and labels.count("FAKE") == 3
+    for entry in metadata.values():
+        assert entry["split"] == "test"
+        if entry["label"] == "REAL":
+            assert entry["original"] is None
+        else:
+            assert metadata[entry["original"]]["label"] == "REAL"
+
+
+def test_faces_ground_truth(metadata: dict, faces: dict) -> None:
+    assert sorted(faces) == sorted(metadata)
+    counts = {name: {len(frame) for frame in per_frame} for name, per_frame in faces.items()}
+    assert all(len(per_frame) == FRAMES for per_frame in faces.values())
+    real_counts = sorted(min(counts[name]) for name, e in metadata.items() if e["label"] == "REAL")
+    assert real_counts == [0, 1, 2]  # one without a face, one with, one with two
+    assert all(len(c) == 1 for c in counts.values())  # the face count never changes within a video
+    for name, entry in metadata.items():
+        if entry["label"] == "FAKE":
+            assert faces[name] == faces[entry["original"]]
+            assert min(counts[name]) > 0  # fakes are only made from videos with a face
+    for per_frame in faces.values():
+        for x1, y1, x2, y2 in (box for frame in per_frame for box in frame):
+            assert 0 <= x1 < x2 <= WIDTH and 0 <= y1 < y2 <= HEIGHT
+            assert 0.1 * HEIGHT <= y2 - y1 <= 0.4 * HEIGHT
+    two = next(per_frame for per_frame in faces.values() if len(per_frame[0]) == 2)
+    (a, b) = two[0]
+    assert a[2] <= b[0] or b[2] <= a[0]  # side by side, not overlapping
+    assert a[3] - a[1] != b[3] - b[1]
+
+
+def test_fakes_differ_from_original_only_around_the_face(dataset: Path, metadata: dict, faces: dict) -> None:
+    for name, entry in metadata.items():
+        if entry["label"] != "FAKE":
+            continue
+        diff = np.abs(read_frames(dataset / "test_videos" / name)
+                      - read_frames(dataset / "test_videos" / entry["original"])).max(axis=3)
+        inside, outside = [], []
+        for t, boxes in enumerate(faces[name]):
+            inside.append(diff[t][enlarged_mask(diff.shape[1:], boxes, 0.0)])
+            # self_blend's reach is half a box per side; more slack for H.264 macroblocks.
+            outside.append(diff[t][~enlarged_mask(diff.shape[1:], boxes, 0.8)])
+        inside_mean, outside_mean = np.concatenate(inside).mean(), np.concatenate(outside).mean()
+        assert outside_mean < 2.0, (name, outside_mean)  # only codec noise
+        assert inside_mean > 5.0 and inside_mean > 5 * outside_mean, (name, inside_mean, outside_mean)
+
+
+def test_same_seed_is_identical_and_other_seed_differs(tmp_path: Path, dataset: Path) -> None:
+    again = generate_dataset(tmp_path / "b", videos=VIDEOS, width=WIDTH, height=HEIGHT, frames=FRAMES, seed=7)
+    for name in ("metadata.json", "faces.json", "sample_submission.csv"):
+        assert (again / name).read_bytes() == (dataset / name).read_bytes()
+    for path in sorted((dataset / "test_videos").glob("*.mp4")):
+        assert np.array_equal(read_frames(path), read_frames(again / "test_videos" / path.name))
+    other = generate_dataset(tmp_path / "c", videos=VIDEOS, width=128, height=72, frames=1, seed=8)
+    first = {p.name for p in (dataset / "test_videos").iterdir()}
+    assert first.isdisjoint(p.name for p in (other / "test_videos").iterdir())
+
+
+def test_train_layout_keeps_fakes_with_their_originals(tmp_path: Path) -> None:
+    root = generate_dataset(tmp_path, videos=10, width=128, height=72, frames=2, layout="train", chunks=2)
+    parts = sorted(p.name for p in root.iterdir())
+    assert parts == ["dfdc_train_part_0", "dfdc_train_part_1"]
+    total = 0
+    for part in parts:
+        metadata = json.loads((root / part / "metadata.json").read_text())
+        assert sorted(p.name for p in (root / part).glob("*.mp4")) == sorted(metadata)
+        labels = [entry["label"] for entry in metadata.values()]
+        assert "REAL" in labels and "FAKE" in labels
+        for entry in metadata.values():
+            assert entry["split"] == "train"
+            if entry["label"] == "FAKE":
+                assert metadata[entry["original"]]["label"] == "REAL"
+        assert (root / part / "faces.json").exists()
+        total += len(metadata)
+    assert total == 10
+    assert not (root / "sample_submission.csv").exists()
+
+
+def test_refuses_to_mix_into_existing_output(dataset: Path) -> None:
+    for layout in ("test", "train"):
+        with pytest.raises(FileExistsError):
+            generate_dataset(dataset, videos=2, width=128, height=72, frames=1, layout=layout)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"layout": "val"}, "layout"), ({"width": 321}, "even"), ({"videos": 0}, "at least one"),
+    ({"layout": "train", "chunks": 5}, "chunks"),
+])
+def test_rejects_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        generate_dataset(tmp_path, **{"videos": 4, "frames": 1, **kwargs})
+
+
+def test_self_blend_changes_only_the_face_region() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(200, 300, 3), dtype=np.uint8)
+    box = (120, 60, 180, 140)
+    out = self_blend(image, box, np.random.default_rng(1))
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.array_equal(out, self_blend(image, box, np.random.default_rng(1)))
+    changed = np.any(out != image, axis=2)
+    assert changed[60:140, 120:180].mean() > 0.5
+    assert not changed[~enlarged_mask(changed.shape, [list(box)], 0.25)].any()
+    assert not np.array_equal(out, self_blend(image, box, np.random.default_rng(2)))
+    # A face crop whose box is the whole image (training use) works too.
+    assert self_blend(image[60:140, 120:180], (0, 0, 60, 80), rng).shape == (80, 60, 3)
+
+
+def test_write_video_rotation_metadata(tmp_path: Path) -> None:
+    frames = np.zeros((3, 32, 64, 3), np.uint8)
+    frames[:, :, :32] = 255  # left half white, so the rotation is visible in the pixels too
+    for rotation in (0, 90):
+        path = write_video(tmp_path / f"r{rotation}.mp4", frames, rotation=rotation)
+        capture = cv2.VideoCapture(str(path))
+        assert capture.get(cv2.CAP_PROP_ORIENTATION_META) == rotation
+        ok, frame = capture.read()  # OpenCV applies the rotation by default
+        capture.release()
+        assert ok and frame.shape == ((32, 64, 3) if rotation == 0 else (64, 32, 3))
+    assert frame[:16].mean() > 200 and frame[-16:].mean() < 50  # 90 clockwise: left goes to top
+
+
+def test_write_video_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "odd.mp4", np.zeros((1, 33, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="rotation"):
+        write_video(tmp_path / "r.mp4", np.zeros((1, 32, 64, 3), np.uint8), rotation=45)
+    with pytest.raises(RuntimeError, match="ffmpeg"):
+        write_video(tmp_path / "missing" / "dir" / "x.mp4", np.zeros((2, 32, 64, 3), np.uint8))
+
+
+def test_cli(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "dfdc_sample", str(tmp_path / "out"), "--videos", "4",
+                             "--size", "128x72", "--frames", "2", "--seed", "3"],
+                            capture_output=True, text=True, check=True)
+    assert "wrote 4 videos" in result.stdout and "2 real, 2 fake" in result.stdout
+    assert len(list((tmp_path / "out" / "test_videos").glob("*.mp4"))) == 4
+    bad = subprocess.run([sys.executable, "-m", "dfdc_sample", str(tmp_path / "x"), "--size", "big"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "640x360" in bad.stderr

@@ -1,0 +1,364 @@
+"""Generate DFDC-format sample data: H.264 mp4s, metadata.json, sample_submission.csv, faces.json.
+
+The real DFDC data cannot be shipped or downloaded here, yet the README's dry run, the tests,
+the benchmarks and training smoke tests all need videos shaped like it. Each REAL video is a
+real photographed face (see :mod:`dfdc_sample.faces`) drifting over a synthetic background; each
+FAKE is its REAL video, frame for frame, with the face self-blended (:mod:`dfdc_sample.blend`).
+``faces.json`` holds the true face boxes so detector recall can be measured.
+
+Layouts (``generate_dataset(layout=...)``)::
+
+    test:  ROOT/test_videos/*.mp4, ROOT/metadata.json, ROOT/faces.json, ROOT/sample_submission.csv
+    train: ROOT/dfdc_train_part_{i}/{*.mp4, metadata.json, faces.json}   for i in 0..chunks-1
+
+``metadata.json`` follows DFDC: ``{"name.mp4": {"label": "REAL"|"FAKE", "split": ..., "original":
+"real.mp4" | null}}``; like DFDC's own train metadata, REAL entries carry ``"original": null``.
+``faces.json`` maps each video to one list per frame of ``[x1, y1, x2, y2]`` integer face boxes
+(detector-style: brows to chin, not the hair), an empty list where there is no face.
+
+Everything is a function of ``seed`` alone: same seed, same names, metadata and decoded frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import string
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+
+from dfdc_sample.blend import self_blend
+from dfdc_sample.faces import Box, FaceSprite, jitter_sprite, load_face_sprite, paste_sprite
+
+LAYOUTS = ("test", "train")
+ROTATIONS = (0, 90, 180, 270)
+
+
+class VideoWriter:
+    """Streams RGB frames into an ffmpeg/libx264 process, so no video is ever held in memory.
+
+    A 1080p, 300-frame video is 1.9 GB of raw frames; piping keeps memory at one frame and lets
+    ffmpeg encode while the next frame renders. Frames are converted to yuv420p (BT.601 limited
+    range, as ffmpeg's default) here with OpenCV: ffmpeg's own single-threaded conversion was
+    the bottleneck at 1080p, and the pipe carries half the bytes. Use as a context manager;
+    ``close`` raises ``RuntimeError`` with ffmpeg's own message if encoding failed.
+
+    ``rotation`` is the clockwise angle a player must turn the stored frames by (the meaning of
+    the legacy mp4 ``rotate`` tag and of OpenCV's ``CAP_PROP_ORIENTATION_META``). It is written
+    as a display matrix with ``-display_rotation`` (ffmpeg >= 6; counter-clockwise, hence the
+    minus sign); ``-noautorotate`` stops ffmpeg from applying it to the pixels instead.
+    """
+
+    def __init__(self, path: Path, width: int, height: int, fps: int = 30, rotation: int = 0) -> None:
+        if width % 2 or height % 2 or width <= 0 or height <= 0:
+            raise ValueError(f"H.264 yuv420p needs positive even width and height, got {width}x{height}")
+        if rotation not in ROTATIONS:
+            raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation}")
+        self.path, self.shape = Path(path), (height, width, 3)
+        rotate = ["-noautorotate", "-display_rotation", str(-rotation)] if rotation else []
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps),
+            *rotate, "-i", "pipe:0",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+            # bitexact and no copied metadata: same frames give byte-identical files.
+            "-movflags", "+faststart", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+            "-map_metadata", "-1", str(self.path),
+        ]
+        self._log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would deadlock ffmpeg
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=self._log)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 RGB frame."""
+        if frame.shape != self.shape or frame.dtype != np.uint8:
+            raise ValueError(f"expected a {self.shape} uint8 frame, got {frame.shape} {frame.dtype}")
+        try:
+            self._process.stdin.write(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+        except BrokenPipeError:
+            self.close()  # raises with ffmpeg's message
+            raise
+
+    def close(self) -> None:
+        """Finish the file; raise ``RuntimeError`` if ffmpeg failed."""
+        with contextlib.suppress(BrokenPipeError):
+            self._process.stdin.close()
+        code = self._process.wait()
+        self._log.seek(0)
+        message = self._log.read().decode(errors="replace").strip()
+        self._log.close()
+        if code != 0:
+            raise RuntimeError(f"ffmpeg failed (exit {code}) writing {self.path}: {message}")
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if kind is None:
+            self.close()
+        else:  # don't mask the original error with ffmpeg's reaction to a truncated stream
+            self._process.kill()
+            self._process.wait()
+            self._log.close()
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 30, rotation: int = 0) -> Path:
+    """Write (T, H, W, 3) uint8 RGB ``frames`` as an H.264 mp4, e.g. odd test inputs.
+
+    ``rotation`` (0, 90, 180, 270) is stored as display metadata, clockwise, as OpenCV reports it.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[0] < 1 or frames.shape[3] != 3:
+        raise ValueError(f"frames must be (T>=1, H, W, 3), got {frames.shape}")
+    with VideoWriter(Path(path), frames.shape[2], frames.shape[1], fps, rotation) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return Path(path)
+
+
+def _random_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A static scene: a colour gradient, blurred colour noise or soft stripes, plus sensor grain."""
+    kind = rng.integers(3)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / max(width, height)
+    angle = rng.uniform(0, np.pi)
+    along = xx * np.cos(angle) + yy * np.sin(angle)
+    low, high = rng.uniform(0, 255, size=(2, 3)).astype(np.float32)
+    if kind == 0:
+        mix = (along - along.min()) / max(float(np.ptp(along)), 1e-6)
+        image = low + (high - low) * mix[..., None]
+    elif kind == 1:
+        grid = rng.uniform(0, 255, size=(int(rng.integers(3, 8)), int(rng.integers(4, 10)), 3))
+        image = cv2.resize(grid.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+    else:
+        period = rng.uniform(0.04, 0.2)
+        mix = 0.5 + 0.5 * np.sin(2 * np.pi * along / period)
+        image = low + (high - low) * mix[..., None]
+    image = image + rng.normal(0, 3, size=image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _wander(rng: np.random.Generator, times: np.ndarray, low: float, high: float) -> np.ndarray:
+    """A smooth random path inside [low, high]: two slow sinusoids around a random resting point.
+
+    Frequencies are in Hz (not per video) so motion speed is the same for short and long videos.
+    """
+    amplitude = rng.uniform(0.04, 0.15)
+    centre = rng.uniform(amplitude, 1 - amplitude)
+    f1, f2 = rng.uniform(0.05, 0.25), rng.uniform(0.2, 0.5)
+    p1, p2 = rng.uniform(0, 2 * np.pi, size=2)
+    path = 0.7 * np.sin(2 * np.pi * f1 * times + p1) + 0.3 * np.sin(2 * np.pi * f2 * times + p2)
+    return low + (high - low) * (centre + amplitude * path)
+
+
+@dataclass(frozen=True)
+class _Track:
+    """One face's sprite and its per-frame centre and scale."""
+
+    sprite: FaceSprite
+    xs: np.ndarray
+    ys: np.ndarray
+    scales: np.ndarray
+
+
+def _track(rng: np.random.Generator, base: FaceSprite, times: np.ndarray, face_height: float,
+           region: tuple[float, float, float, float]) -> _Track:
+    """A face of ``face_height`` px moving within ``region`` (x1, y1, x2, y2), breathing +-6% in scale."""
+    sprite = jitter_sprite(base, rng, face_height)
+    scales = 1 + 0.06 * np.sin(2 * np.pi * rng.uniform(0.05, 0.3) * times + rng.uniform(0, 2 * np.pi))
+    half_h, half_w = (np.array(sprite.alpha.shape) * 1.06 / 2).tolist()
+    x1, y1, x2, y2 = region
+
+    def axis(low: float, high: float, half: float) -> np.ndarray:
+        # A sprite wider than the region is centred in it and clipped by the frame when pasted.
+        if high - low < 2 * half:
+            return np.full_like(times, (low + high) / 2)
+        return _wander(rng, times, low + half, high - half)
+
+    return _Track(sprite, axis(x1, x2, half_w), axis(y1, y2, half_h), scales)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """A REAL video and the FAKEs made from it: rendered together from one scene."""
+
+    real: str
+    fakes: tuple[str, ...]
+    faces: int
+    scene_seed: int
+    fake_seeds: tuple[int, ...]
+
+
+def _plan(videos: int, rng: np.random.Generator) -> list[_Group]:
+    """Decide names, labels and face counts: half REAL (rounded up), the rest FAKE.
+
+    With four or more videos the first REAL has no face and the second has two, so edge cases
+    are always present; fakes are spread round-robin over the REAL videos that have a face.
+    """
+    if videos < 1:
+        raise ValueError(f"need at least one video, got {videos}")
+    names: list[str] = []
+    while len(names) < videos:
+        name = "".join(rng.choice(list(string.ascii_lowercase), size=10)) + ".mp4"
+        if name not in names:
+            names.append(name)
+    n_real = videos - videos // 2
+    faces = [0, 2] + [1] * (n_real - 2) if videos >= 4 else [1] * n_real
+    donors = [i for i in range(n_real) if faces[i]]
+    fakes: list[list[int]] = [[] for _ in range(n_real)]
+    for k in range(n_real, videos):
+        fakes[donors[(k - n_real) % len(donors)]].append(k)
+    seeds = rng.integers(2**63, size=videos)
+    return [_Group(names[i], tuple(names[k] for k in fakes[i]), faces[i], int(seeds[i]),
+                   tuple(int(seeds[k]) for k in fakes[i])) for i in range(n_real)]
+
+
+def _render_group(group: _Group, folder: Path, width: int, height: int, frames: int, fps: int,
+                  base: FaceSprite) -> list[list[Box]]:
+    """Write the group's REAL and FAKE mp4s into ``folder``; return the face boxes per frame.
+
+    Each fake draws its blend from a fresh generator with its own seed on every frame, so the
+    manipulation is fixed relative to the moving face instead of flickering.
+    """
+    rng = np.random.default_rng(group.scene_seed)
+    background = _random_background(rng, width, height)
+    times = np.arange(frames) / fps
+    side = min(width, height)  # "frame height" for landscape, and portrait still fits
+    if group.faces == 2:  # two sizes, side by side along the longer axis so they never overlap
+        sizes = rng.permutation([rng.uniform(0.15, 0.2), rng.uniform(0.22, 0.28)]) * side
+        if width >= height:
+            regions = [(0, 0, width / 2, height), (width / 2, 0, width, height)]
+        else:
+            regions = [(0, 0, width, height / 2), (0, height / 2, width, height)]
+    else:
+        sizes = [rng.uniform(0.15, 0.35) * side] * group.faces
+        regions = [(0, 0, width, height)] * group.faces
+    tracks = [_track(rng, base, times, size, region) for size, region in zip(sizes, regions, strict=True)]
+
+    boxes: list[list[Box]] = []
+    with contextlib.ExitStack() as stack:
+        real = stack.enter_context(VideoWriter(folder / group.real, width, height, fps))
+        fakes = [stack.enter_context(VideoWriter(folder / name, width, height, fps)) for name in group.fakes]
+        for t in range(frames):
+            frame = background.copy()
+            boxes.append([paste_sprite(frame, tr.sprite, tr.xs[t], tr.ys[t], tr.scales[t]) for tr in tracks])
+            real.write(frame)
+            for writer, seed in zip(fakes, group.fake_seeds, strict=True):
+                blend_rng = np.random.default_rng(seed)
+                fake = frame
+                for box in boxes[-1]:
+                    fake = self_blend(fake, box, blend_rng)
+                writer.write(fake)
+    return boxes
+
+
+def _write_part(groups: list[_Group], video_dir: Path, meta_dir: Path, split: str, width: int,
+                height: int, frames: int, fps: int, base: FaceSprite) -> None:
+    """Render ``groups`` into ``video_dir``; write metadata.json and faces.json into ``meta_dir``."""
+    video_dir.mkdir(parents=True, exist_ok=True)
+    metadata: dict[str, dict[str, str | None]] = {}
+    faces: dict[str, list[list[list[int]]]] = {}
+    for group in groups:
+        boxes = [[[round(v) for v in box] for box in frame] for frame in
+                 _render_group(group, video_dir, width, height, frames, fps, base)]
+        metadata[group.real] = {"label": "REAL", "split": split, "original": None}
+        faces[group.real] = boxes
+        for name in group.fakes:
+            metadata[name] = {"label": "FAKE", "split": split, "original": group.real}
+            faces[name] = boxes
+    (meta_dir / "metadata.json").write_text(json.dumps(metadata, sort_keys=True))
+    (meta_dir / "faces.json").write_text(json.dumps(faces, sort_keys=True))
+
+
+def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: int = 360,
+                     frames: int = 60, fps: int = 30, seed: int = 0, layout: str = "test",
+                     chunks: int = 1) -> Path:
+    """Write a DFDC-format sample dataset under ``root`` (layouts: see the module doc); return ``root``.
+
+    Refuses a ``root`` that already holds sample data of either layout, so runs with different
+    seeds or layouts never mix. In the train layout each REAL video and its fakes go to chunk
+    ``i % chunks``.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if frames < 1 or fps < 1:
+        raise ValueError(f"frames and fps must be >= 1, got {frames}, {fps}")
+    if width % 2 or height % 2 or width < 64 or height < 64:
+        raise ValueError(f"size must be even and at least 64x64, got {width}x{height}")
+    root = Path(root)
+    groups = _plan(videos, np.random.default_rng(seed))
+    if layout == "test":
+        parts = [(groups, root / "test_videos", root)]
+    else:
+        if not 1 <= chunks <= len(groups):
+            raise ValueError(f"chunks must be in 1..{len(groups)} (the number of REAL videos), got {chunks}")
+        parts = [(groups[c::chunks], root / f"dfdc_train_part_{c}", root / f"dfdc_train_part_{c}")
+                 for c in range(chunks)]
+    existing = [root / "metadata.json", root / "test_videos", *root.glob("dfdc_train_part_*")]
+    clash = next((path for path in existing if path.exists()), None)
+    if clash is not None:
+        raise FileExistsError(f"{clash} exists: {root} already holds sample data; remove it or choose another root")
+    base = load_face_sprite()
+    for part_groups, video_dir, meta_dir in parts:
+        _write_part(part_groups, video_dir, meta_dir, layout, width, height, frames, fps, base)
+    if layout == "test":
+        rows = "".join(f"{path.name},0.5\n" for path in sorted((root / "test_videos").glob("*.mp4")))
+        (root / "sample_submission.csv").write_text("filename,label\n" + rows)
+    return root
+
+
+def summarize(root: Path) -> dict[str, int]:
+    """Count what a generated dataset holds, from its metadata.json and faces.json files."""
+    counts = dict.fromkeys(["videos", "real", "fake", "no_face", "two_faces"], 0)
+    for meta_path in sorted(Path(root).glob("**/metadata.json")):
+        metadata = json.loads(meta_path.read_text())
+        faces = json.loads((meta_path.parent / "faces.json").read_text())
+        for name, entry in metadata.items():
+            most = max(len(frame) for frame in faces[name])
+            counts["videos"] += 1
+            counts["real" if entry["label"] == "REAL" else "fake"] += 1
+            counts["no_face"] += most == 0
+            counts["two_faces"] += most == 2
+    return counts
+
+
+def _size(text: str) -> tuple[int, int]:
+    """Parse ``WxH`` (argparse type)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x360, got {text!r}") from None
+    return width, height
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: ``python -m dfdc_sample OUT_DIR [options]`` (also the ``dfdc-sample`` script)."""
+    parser = argparse.ArgumentParser(prog="dfdc-sample", description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--videos", type=int, default=8, help="number of videos (default 8)")
+    parser.add_argument("--size", type=_size, default=(640, 360), help="WxH (default 640x360)")
+    parser.add_argument("--frames", type=int, default=60, help="frames per video (default 60)")
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layout", choices=LAYOUTS, default="test")
+    parser.add_argument("--chunks", type=int, default=1, help="train layout: number of dfdc_train_part_* folders")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        generate_dataset(args.out_dir, videos=args.videos, width=args.size[0], height=args.size[1],
+                         frames=args.frames, fps=args.fps, seed=args.seed, layout=args.layout,
+                         chunks=args.chunks)
+    except (ValueError, FileExistsError) as error:
+        parser.error(str(error))
+    c = summarize(args.out_dir)
+    print(f"wrote {c['videos']} videos to {args.out_dir} ({c['real']} real, {c['fake']} fake, "
+          f"{c['no_face']} without a face, {c['two_faces']} with two) in {time.perf_counter() - start:.1f} s")
