@@ -78,7 +78,7 @@ def test_slow_run_cuts_frames_then_models_then_falls_back_in_time(
 ) -> None:
     folder, names = many_videos
     clock = FakeClock()
-    config = InferenceConfig(frame_step=2, batch_size=1, min_frames_per_video=4)  # 15 frames per video
+    config = InferenceConfig(frame_step=2, batch_size=16, min_frames_per_video=4, detector="haar")  # 15 frames per video; haar: quick
     second = init_checkpoint(tmp_path / "second.pt", "tf_efficientnet_b0", input_size=96, seed=5)
     ensemble = Ensemble.load([checkpoint, second], torch.device("cpu"))
     detector = TimedDetector(create_detector(config), clock, seconds_per_frame=0.5)  # 7.5 s per full video
@@ -116,7 +116,7 @@ def test_interrupted_run_resumes_and_gives_the_same_csv(
     sample_data: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     videos, sample = sample_data / "test_videos", sample_data / "sample_submission.csv"
-    config = InferenceConfig(batch_size=1, prefetch_videos=1, decode_workers=1)
+    config = InferenceConfig(batch_size=1, prefetch_videos=1, decode_workers=1, detector="haar")
     run_submission(config, videos, sample, [checkpoint], tmp_path / "reference.csv")
 
     out = tmp_path / "submission.csv"
