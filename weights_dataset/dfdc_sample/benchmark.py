@@ -220,8 +220,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("dfdc_infer.pipeline").setLevel(logging.ERROR)  # per-video lines would drown the figures
-    logging.getLogger("dfdc_infer.progress").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         report = measure(args, config_from_args(args))
