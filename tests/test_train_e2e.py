@@ -1,0 +1,148 @@
+"""End to end on generated data: extract, train (it learns), pack, run the kernel; resume; two processes; bad input.
+
+The CI variant of the proof: a tiny timm EfficientNet (``test_efficientnet``) at 64 px for a few
+dozen seconds of CPU. The full proof (tf_efficientnet_b0, more data, minutes) is the README's
+"Training" recipe; this test asserts the same chain with a weaker but real learning signal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfdc_infer.config import InferenceConfig
+from dfdc_infer.models import load_model, read_checkpoint
+from dfdc_sample.generate import generate_dataset
+from dfdc_train.config import ExtractConfig, TrainConfig
+from dfdc_train.crop_index import read_index
+from dfdc_train.extract import extract
+from dfdc_train.sampling import build_pairing
+from dfdc_train.train import main, train
+
+REPO = Path(__file__).resolve().parents[1]
+SPLIT = ["--train-chunks", "0-2", "--val-chunks", "3", "--test-chunks", ""]
+SMALL = ["--arch", "test_efficientnet", "--input-size", "64", "--originals-per-batch", "8", "--workers", "0"]
+EPOCHS = 24
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """96 generated videos (48 REAL, 48 self-blended FAKE) in 4 chunks, 5 faces each extracted at 96 px."""
+    data = generate_dataset(tmp_path_factory.mktemp("train") / "data", layout="train", chunks=4, videos=96, frames=25, seed=3)
+    out = tmp_path_factory.mktemp("crops")
+    summary = extract(data, out, ExtractConfig(crop_size=96, inference=InferenceConfig(frame_step=5)))
+    assert (summary.extracted, summary.no_face, summary.failures) == (96, 1, {})
+    return out
+
+
+def training_originals(crops: Path) -> int:
+    """REAL videos of chunks 0-2 that have a face and a fake to pair with."""
+    table = read_index(crops)[0]
+    return len(build_pairing(table[table["chunk"] <= 2].reset_index(drop=True)).usable("pairs"))
+
+
+@pytest.fixture(scope="module")
+def trained(crops: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    assert main([str(crops), str(out), *SPLIT, *SMALL, "--epochs", str(EPOCHS), "--lr", "3e-3"]) == 0
+    return out
+
+
+def test_training_learns_and_writes_history_plot_and_checkpoints(trained: Path) -> None:
+    history = pd.read_csv(trained / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
+    assert history["train_logloss"].iloc[-4:].mean() < history["train_logloss"].iloc[0] - 0.1  # it fits the training pairs
+    best = history.loc[history["val_video_logloss"].idxmin()]
+    assert best["val_video_logloss"] < 0.65 and best["val_video_auc"] > 0.7  # and generalises to unseen videos' fakes
+    assert (trained / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    spec, _ = read_checkpoint(trained / "best.pt")
+    assert spec.meta["epoch"] == best["epoch"] and spec.meta["metrics"]["val_video_logloss"] == pytest.approx(best["val_video_logloss"])
+    assert spec.meta["train_config"] == TrainConfig.from_dict(spec.meta["train_config"]).to_dict()
+    assert spec.meta["train_config"]["arch"] == "test_efficientnet" and spec.meta["extraction"]["crop_size"] == 96
+    assert (spec.arch, spec.input_size) == ("test_efficientnet", 64)
+    assert (trained / "last.resume.pt").is_file() and read_checkpoint(trained / "last.pt")[0].meta["epoch"] == EPOCHS
+
+
+def test_packed_model_scores_held_out_videos_in_the_kernel(trained: Path, tmp_path: Path) -> None:
+    import decord
+    import timm
+
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "-d", str(wheels),
+                    f"timm=={timm.__version__}", f"decord=={decord.__version__}"], check=True, timeout=300)
+    build = subprocess.run([sys.executable, str(REPO / "build_submission.py"), "--checkpoint", str(trained / "best.pt"),
+                            "--out", str(tmp_path / "build"), "--wheels", str(wheels), "--frame-step", "5",
+                            "--fp32"],  # the tiny test network moves ~1e-3 in fp16, just over the build's tolerance
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr
+    held_out = generate_dataset(tmp_path / "held_out", videos=24, frames=25, seed=11)
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+    kernel = subprocess.run(
+        [sys.executable, str(tmp_path / "build" / "kernel" / "dfdc_kernel.py"), "--dataset", str(tmp_path / "build" / "weights_dataset"),
+         "--videos", str(held_out / "test_videos"), "--sample-submission", str(held_out / "sample_submission.csv"),
+         "--out", str(tmp_path / "submission.csv")], env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert kernel.returncode == 0, kernel.stderr[-3000:]
+    submission = pd.read_csv(tmp_path / "submission.csv")
+    truth = json.loads((held_out / "metadata.json").read_text())
+    fake = np.array([truth[name]["label"] == "FAKE" for name in submission["filename"]])
+    assert len(submission) == 24 and submission["label"].between(0.01, 0.99).all()
+    assert submission.loc[fake, "label"].mean() > submission.loc[~fake, "label"].mean()  # fakes score higher than reals
+    print(f"kernel on 24 held-out videos: logloss {-np.mean(np.log(np.where(fake, submission['label'], 1 - submission['label']))):.4f}")
+
+
+def test_a_paused_run_resumes_exactly(crops: Path, tmp_path: Path) -> None:
+    config = TrainConfig(arch="test_efficientnet", input_size=32, epochs=3, train_chunks="0-2", val_chunks="3", test_chunks="",
+                         originals_per_batch=16, workers=0, mixup_prob=0.5, merge_prob=0.5)
+    whole = train(crops, tmp_path / "whole", config)
+    paused = train(crops, tmp_path / "paused", config, stop_after=2)
+    assert len(paused) == 2 and read_checkpoint(tmp_path / "paused" / "last.pt")[0].meta["epoch"] == 2
+    resumed = train(crops, tmp_path / "paused", config, resume=tmp_path / "paused" / "last.pt")
+    assert [row["val_crop_logloss"] for row in resumed] == pytest.approx([row["val_crop_logloss"] for row in whole], abs=1e-6)
+    torch.testing.assert_close(load_model(tmp_path / "paused" / "last.pt")[0].state_dict(),
+                               load_model(tmp_path / "whole" / "last.pt")[0].state_dict())
+    steps = len(resumed) * math.ceil(training_originals(crops) / 16)
+    with pytest.raises(ValueError, match=f"schedule of {steps} steps, this run has {steps // 3 * 4}"):
+        train(crops, tmp_path / "other", replace(config, epochs=4), resume=tmp_path / "paused" / "last.pt")
+
+
+def test_two_processes_with_torchrun_gloo_unfreezing_and_focal_loss(crops: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "dfdc_train.train", str(crops), str(out), *SPLIT, *SMALL, "--epochs", "2", "--sampler", "all-fakes",
+                             "--unfreeze-blocks-per-epoch", "2", "--focal-after", "1"],
+                            capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_process = math.ceil(math.ceil(training_originals(crops) / 8) / 2)
+    assert f"on cpu x2: 2 epochs of {per_process} batches per process" in result.stderr
+    assert "INFO [rank 1]" not in result.stderr  # one process reports
+    assert "[rank 0] epoch 1/2: bce loss, training head + top 0 of" in result.stderr  # the DDP wrapper follows the unfreezing
+    assert "[rank 0] epoch 2/2: focal loss, training head + top 2 of" in result.stderr
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2]
+    assert load_model(out / "best.pt")[1].meta["train_config"]["epochs"] == 2
+
+
+def test_training_cli_refuses_bad_input_in_one_line(crops: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    def error(*args: str) -> str:
+        assert main([*args]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in lines[0]
+        return lines[0]
+
+    assert error(str(tmp_path), str(tmp_path / "o")) == f"error: {tmp_path / 'index.csv'} not found: run python -m dfdc_train.extract first"
+    assert error(str(crops), str(tmp_path / "o"), "--train-chunks", "0-2", "--val-chunks", "7", "--test-chunks", "") == (
+        "error: the val split (chunks 7) has no face crops; extracted chunks: 0-3; set --val-chunks")
+    assert error(str(crops), str(tmp_path / "o"), *SPLIT, "--arch", "no_such_net") == (
+        "error: unknown timm architecture 'no_such_net' (e.g. tf_efficientnet_b0 ... tf_efficientnet_b7)")
+    assert error(str(crops), str(tmp_path / "o"), "--resume", str(tmp_path / "gone.pt")) == f"error: checkpoint not found: {tmp_path / 'gone.pt'}"
+    assert error(str(crops), str(tmp_path / "o"), *SPLIT, "--flip-prob", "2") == "error: must be in [0, 1]: flip_prob=2.0"

@@ -1,0 +1,133 @@
+"""Metrics, losses, schedule and unfreezing, the epoch table and plot, checkpoints in the packaging format."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfdc_infer.aggregation import video_probability
+from dfdc_infer.models import ModelSpec, load_model
+from dfdc_train.checkpoints import load_training_state, resume_path, save_training_state
+from dfdc_train.config import TrainConfig
+from dfdc_train.history import format_table, write_history
+from dfdc_train.losses import bce_loss, focal_loss, loss_for_epoch
+from dfdc_train.metrics import clipped_logloss, per_video, roc_auc, score
+from dfdc_train.schedule import build_optimizer, build_scheduler, layer_groups, set_trainable
+from dfdc_train.train import build_model
+
+
+def test_clipped_logloss_is_the_competition_metric() -> None:
+    assert clipped_logloss([1, 0], [0.5, 0.5]) == pytest.approx(math.log(2))
+    assert clipped_logloss([1], [0.0]) == pytest.approx(-math.log(0.01))  # a sure mistake costs 4.6, not infinity
+    assert clipped_logloss([1, 0], [1.0, 0.0]) == pytest.approx(-math.log(0.99))
+    assert clipped_logloss([0.25], [0.25], 0, 1) == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
+    with pytest.raises(ValueError, match="no labels"):
+        clipped_logloss([], [])
+
+
+def test_rank_auc_matches_counting_pairs() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 40)
+    scores = rng.integers(0, 6, 40) / 5  # many ties
+    pairs = [(s_pos > s_neg) + 0.5 * (s_pos == s_neg) for s_pos, s_neg in itertools.product(scores[labels == 1], scores[labels == 0])]
+    assert roc_auc(labels, scores) == pytest.approx(np.mean(pairs))
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0 and roc_auc([0, 1], [0.9, 0.1]) == 0.0
+    assert math.isnan(roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_per_video_scores_use_the_kernels_aggregation() -> None:
+    videos = np.array(["b.mp4", "a.mp4", "b.mp4", "a.mp4", "a.mp4"])
+    probabilities = np.array([0.995, 0.2, 0.999, 0.4, 0.3])
+    table = per_video(videos, np.array([1, 0, 1, 0, 0]), probabilities)
+    assert table["video"].tolist() == ["a.mp4", "b.mp4"]
+    assert table["probability"].tolist() == [video_probability(np.array([[0.2, 0.4, 0.3]])), video_probability(np.array([[0.995, 0.999]]))]
+    assert table["probability"].tolist() == pytest.approx([0.3, 0.99])  # mean, then the kernel's clip
+    result = score(videos, np.array([1, 0, 1, 0, 0]), probabilities)
+    assert (result["crops"], result["videos"], result["video_auc"]) == (5, 2, 1.0)
+    assert result["video_logloss"] == pytest.approx(-(math.log(0.7) + math.log(0.99)) / 2)
+
+
+def test_focal_loss_down_weights_easy_crops_and_equals_bce_at_gamma_zero() -> None:
+    logits, targets = torch.tensor([4.0, -0.2]), torch.tensor([1.0, 1.0])
+    assert focal_loss(logits, targets, 0.0) == pytest.approx(float(bce_loss(logits, targets)))
+    easy, hard = (focal_loss(logits[i:i + 1], targets[i:i + 1], 2.0) / bce_loss(logits[i:i + 1], targets[i:i + 1]) for i in (0, 1))
+    assert easy < 0.001 < 0.2 < hard
+    config = TrainConfig(focal_after=2)
+    assert [loss_for_epoch(config, epoch)[0] for epoch in range(4)] == ["bce", "bce", "focal", "focal"]
+    assert loss_for_epoch(TrainConfig(loss="focal"), 0)[0] == "focal"
+
+
+def test_build_model_starts_at_one_half_with_the_archs_normalisation() -> None:
+    model, spec = build_model(TrainConfig(arch="test_efficientnet", input_size=48))
+    assert (spec.arch, spec.input_size, spec.mean) == ("test_efficientnet", 48, (0.485, 0.456, 0.406))
+    assert torch.sigmoid(model.eval()(torch.randn(2, 3, 48, 48))).tolist() == [[0.5], [0.5]]
+    with pytest.raises(ValueError, match="unknown timm architecture 'efficientnet_b99'"):
+        build_model(TrainConfig(arch="efficientnet_b99"))
+
+
+def test_gradual_unfreezing_opens_the_head_then_blocks_from_the_top() -> None:
+    model, _ = build_model(TrainConfig(arch="test_efficientnet"))
+    groups = layer_groups(model)
+    blocks = len(model.blocks)
+
+    def trainable(group: list[torch.nn.Module]) -> bool:
+        return all(p.requires_grad for module in group for p in module.parameters())
+
+    model.train()
+    assert set_trainable(model, 0, 1) == f"head + top 0 of {blocks} blocks"
+    assert [trainable(group) for group in groups] == [True] + [False] * (blocks + 1)
+    assert not model.blocks[-1].training and model.get_classifier().training  # frozen BatchNorm keeps its statistics
+    model.train()
+    assert set_trainable(model, 1, 2) == f"head + top 2 of {blocks} blocks"
+    assert groups[1][0] is model.blocks[-1] and [trainable(group) for group in groups[:4]] == [True, True, True, False]
+    model.train()
+    assert set_trainable(model, 99, 1) == "all layers" and all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match="needs a timm model with .blocks"):
+        layer_groups(torch.nn.Linear(2, 1))
+
+
+def test_one_cycle_warms_up_then_anneals() -> None:
+    model = torch.nn.Linear(2, 1)
+    config = TrainConfig(lr=0.01, pct_start=0.3)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, total_steps=10)
+    rates = [scheduler.get_last_lr()[0]]
+    for _ in range(9):
+        optimizer.step()
+        scheduler.step()
+        rates.append(scheduler.get_last_lr()[0])
+    peak = int(np.argmax(rates))
+    assert rates[0] == pytest.approx(0.01 / 25) and max(rates) == pytest.approx(0.01, rel=0.05) and 1 <= peak <= 3
+    assert rates[-1] < 1e-6 and all(a >= b for a, b in zip(rates[peak:], rates[peak + 1:]))
+
+
+def test_history_table_csv_and_png(tmp_path: Path) -> None:
+    rows = [{"epoch": e, "loss": "bce", "lr": 1e-3, "train_loss": 0.7 - e / 10, "train_logloss": 0.7 - e / 10, "val_crop_logloss": 0.69,
+             "val_crop_auc": 0.5 + e / 10, "val_video_logloss": 0.68 - e / 20, "val_video_auc": 0.6, "seconds": 12.3} for e in (1, 2)]
+    csv_path, png_path = write_history(rows, tmp_path)
+    written = pd.read_csv(csv_path)
+    assert list(written.columns) == list(rows[0]) and written["val_video_logloss"].tolist() == pytest.approx([0.63, 0.58])
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png_path.stat().st_size > 10_000
+    table = format_table(rows).splitlines()
+    assert table[0].split()[:4] == ["epoch", "loss", "lr", "train_loss"] and table[1].split()[2:4] == ["1.00e-03", "0.6000"]
+    assert len({len(line) for line in table}) == 1 and format_table(rows[1:], header=False) == table[2]  # columns line up
+
+
+def test_checkpoint_is_the_packaging_format_with_a_resume_file(tmp_path: Path) -> None:
+    model, spec = build_model(TrainConfig(arch="test_efficientnet", input_size=48))
+    meta = {"trained": True, "metrics": {"val_video_logloss": 0.42}, "train_config": TrainConfig().to_dict()}
+    path = save_training_state(tmp_path / "last.pt", model, ModelSpec(spec.arch, 48, spec.mean, spec.std, meta), {"epoch": 3})
+    assert resume_path(path) == tmp_path / "last.resume.pt" and not list(tmp_path.glob("*.tmp"))
+    loaded, loaded_spec = load_model(path)  # what build_submission.py and the kernel call
+    assert loaded_spec.meta["metrics"] == {"val_video_logloss": 0.42} and loaded_spec.input_size == 48
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+    assert load_training_state(path)[2] == {"epoch": 3}
+    resume_path(path).unlink()
+    with pytest.raises(FileNotFoundError, match="resume state not found: .*last.resume.pt"):
+        load_training_state(path)

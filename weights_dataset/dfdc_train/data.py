@@ -1,0 +1,129 @@
+"""Crop images on disk -> model-ready tensors, for training batches and for scoring a split.
+
+Every crop ends at the model's input size through ``dfdc_infer.cropping.crop_face`` (the whole
+crop as the "box", margin 1), the very resampling the kernel applies when it cuts a face at the
+model's size; ``dfdc_infer.models.preprocess`` then only normalises. Both datasets return float
+tensors in [0, 1], (N, 3, S, S), and run inside DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from dfdc_infer.cropping import crop_face
+from dfdc_sample.blend import self_blend
+
+from .augment import augment, draw_params, mixup, random_merge
+from .config import TrainConfig
+from .layout import DataError
+from .sampling import Batch
+
+
+@contextmanager
+def single_threaded_opencv() -> Iterator[None]:
+    """Run OpenCV on one thread inside the block (DataLoader workers forked there inherit it).
+
+    OpenCV's thread pool and torch's compete for the same cores: with crops loaded in the
+    training process, epochs ran 5x slower on 2 cores. Small crops gain nothing from threads.
+    The previous setting is restored on exit.
+    """
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def load_crop(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB; a missing or unreadable file is a ``DataError`` naming it."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"crop image missing or unreadable: {path} (re-run extraction for its video)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def to_input_size(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square crop to ``size`` with the kernel's own crop resampling."""
+    height, width = image.shape[:2]
+    return crop_face(image, np.array([0, 0, width, height], dtype=np.float32), size, margin=1.0)
+
+
+def face_box_in_crop(row: pd.Series, side: int) -> tuple[float, float, float, float]:
+    """The detector's face box in the pixels of its saved ``side``-px crop (for self-blending)."""
+    scale = side / (row["crop_x2"] - row["crop_x1"])
+    return ((row["x1"] - row["crop_x1"]) * scale, (row["y1"] - row["crop_y1"]) * scale,
+            (row["x2"] - row["crop_x1"]) * scale, (row["y2"] - row["crop_y1"]) * scale)
+
+
+def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    """(N, 3, S, S) float32 in [0, 1], the layout ``preprocess`` takes."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class TrainBatches(Dataset):
+    """Batch ``i`` of an epoch's plan (``sampling.epoch_batches``), loaded and augmented.
+
+    Everything random derives from the groups' seeds, so a batch is the same whichever worker
+    loads it, and a real and its fake get the same draws.
+    """
+
+    def __init__(self, batches: list[Batch], crops: pd.DataFrame, crops_dir: Path, config: TrainConfig,
+                 crop_margin: float, input_size: int) -> None:
+        self.batches = batches
+        self.crops = crops
+        self.crops_dir = Path(crops_dir)
+        self.config = config
+        self.crop_margin = crop_margin
+        self.input_size = input_size
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.batches[index]
+        images: list[np.ndarray] = []
+        labels: list[float] = []
+        merge: list[bool] = []
+        for group in batch:
+            rng = np.random.default_rng(group.seed)
+            params = draw_params(rng, self.config, self.crop_margin)
+            for item in group.items:
+                row = self.crops.iloc[item.row]
+                image = load_crop(self.crops_dir / row["path"])
+                if item.self_blend:
+                    image = self_blend(image, face_box_in_crop(row, image.shape[0]), rng)
+                images.append(augment(image, params, self.config))
+                labels.append(item.label)
+                merge.append(params.merge)
+        rng = np.random.default_rng([group.seed for group in batch])
+        images = random_merge(images, labels, merge, rng)
+        tensor = to_tensor([to_input_size(image, self.input_size) for image in images])
+        targets = torch.tensor(labels, dtype=torch.float32)
+        if rng.random() < self.config.mixup_prob:
+            weight = float(rng.beta(self.config.mixup_alpha, self.config.mixup_alpha))
+            tensor, targets = mixup(tensor, targets, weight, torch.from_numpy(rng.permutation(len(labels))))
+        return tensor, targets
+
+
+class SplitCrops(Dataset):
+    """Every crop of ``paths`` in order, un-augmented, for scoring a split."""
+
+    def __init__(self, paths: list[str], crops_dir: Path, input_size: int) -> None:
+        self.paths = paths
+        self.crops_dir = Path(crops_dir)
+        self.input_size = input_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return to_tensor([to_input_size(load_crop(self.crops_dir / self.paths[index]), self.input_size)])[0]

@@ -1,0 +1,275 @@
+"""Training: an EfficientNet on extracted face crops, scored every epoch the way the kernel scores.
+
+    python -m dfdc_train.train CROPS OUT [--arch tf_efficientnet_b0] [--input-size 224] [--epochs 10]
+        [--sampler pairs|all-fakes|self-blend] [--resume OUT/last.pt] [any TrainConfig flag]
+    torchrun --nproc_per_node 2 -m dfdc_train.train CROPS OUT ...      (DistributedDataParallel)
+
+CROPS is an extraction output (``python -m dfdc_train.extract``). Each epoch shows every original
+of the training chunks once next to a fake of it, then scores the validation chunks per crop and
+per video (clipped logloss, AUC). OUT receives ``last.pt`` and ``best.pt`` (lowest validation
+logloss per video; the packaging format, ready for ``build_submission.py``), their
+``.resume.pt`` files, ``history.csv`` and ``curves.png``. With several processes, OUT must be on a
+filesystem they all see (every process reads ``best.pt`` at the end, and the checkpoint on resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
+from dfdc_infer.models import ModelSpec, create_network, preprocess, read_checkpoint
+from dfdc_infer.progress import ProgressLine, format_duration
+
+from . import distributed
+from .checkpoints import load_training_state, save_model, save_training_state
+from .config import TrainConfig, add_dataclass_arguments, dataclass_from_args
+from .crop_index import read_index, read_settings
+from .data import TrainBatches, single_threaded_opencv
+from .distributed import Distributed
+from .evaluation import evaluate
+from .history import format_table, write_history
+from .layout import DataError
+from .losses import loss_for_epoch
+from .metrics import clipped_logloss
+from .sampling import Pairing, batches_per_rank, build_pairing, epoch_batches, rank_share
+from .schedule import build_optimizer, build_scheduler, set_trainable
+from .splits import Split, split_by_chunk
+
+log = logging.getLogger(__name__)
+
+BEST, LAST = "best.pt", "last.pt"
+SELECTION_METRIC = "val_video_logloss"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The splits, the training pairs, and the extraction settings the crops were made with."""
+
+    crops_dir: Path
+    splits: dict[str, Split]
+    pairing: Pairing
+    settings: dict[str, Any]
+
+
+def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
+    """Read the extraction output, split it by chunk and pair the training originals with their fakes."""
+    crops, videos = read_index(crops_dir)
+    settings = read_settings(crops_dir)
+    splits = split_by_chunk(crops, videos, config)
+    pairing = build_pairing(splits["train"].crops)
+    log.info("train pairing (%s sampler): %s", config.sampler, pairing.describe(config.sampler))
+    if not pairing.usable(config.sampler):
+        raise DataError(f"no original in the train split has a fake to pair with ({pairing.describe(config.sampler)}); "
+                        "use --sampler self-blend to train from real videos alone")
+    return TrainingData(Path(crops_dir), splits, pairing, settings)
+
+
+def build_model(config: TrainConfig) -> tuple[nn.Module, ModelSpec]:
+    """A randomly initialised timm network (seeded, zero head) and its spec: input size and the architecture's normalisation."""
+    torch.manual_seed(config.seed)
+    try:
+        model = create_network(config.arch)
+    except RuntimeError as error:  # timm: "Unknown model (...)"
+        raise ValueError(f"unknown timm architecture {config.arch!r} (e.g. tf_efficientnet_b0 ... tf_efficientnet_b7)") from error
+    classifier = model.get_classifier()
+    nn.init.zeros_(classifier.weight)  # start at P(fake) = 0.5 for every crop (logloss 0.693), not at
+    nn.init.zeros_(classifier.bias)  # the random head's confident guesses, which cost the first epochs
+    defaults = model.pretrained_cfg
+    spec = ModelSpec(arch=config.arch, input_size=config.input_size or int(defaults["input_size"][-1]),
+                     mean=tuple(float(v) for v in defaults["mean"]), std=tuple(float(v) for v in defaults["std"]))
+    return model, spec
+
+
+def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | None = None, stop_after: int | None = None,
+          context: Distributed = Distributed()) -> list[dict[str, Any]]:
+    """Train for ``config.epochs`` (continuing after ``resume``'s epoch); returns the epoch table.
+
+    ``stop_after`` pauses once that many epochs are done (a session with a time limit, e.g. a
+    Kaggle notebook); ``resume`` from its ``last.pt`` continues exactly where it paused.
+    """
+    data = load_data(crops_dir, config)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = context.device(config.device)
+    model, spec = build_model(config)
+    model.to(device)
+    batches = math.ceil(len(data.pairing.usable(config.sampler)) / config.originals_per_batch)
+    total_steps = batches_per_rank(batches, context.world_size) * config.epochs
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
+    history: list[dict[str, Any]] = []
+    if resume is not None:
+        history = restore(resume, model, spec, optimizer, scheduler, scaler, total_steps)
+    log.info("training %s@%d on %s x%d: %d epochs of %d batches per process (%d originals per batch), %d steps in all",
+             spec.arch, spec.input_size, device, context.world_size, config.epochs, total_steps // config.epochs,
+             config.originals_per_batch, total_steps)
+    with single_threaded_opencv():
+        first = len(history)
+        for epoch in range(first, min(config.epochs, stop_after or config.epochs)):
+            started = time.monotonic()
+            row = train_epoch(model, spec, data, config, epoch, optimizer, scheduler, scaler, device, context)
+            metrics = evaluate(model, data.splits["val"], data.crops_dir, spec, config, device, context)
+            row.update({f"val_{name}": value for name, value in metrics.items() if name not in ("crops", "videos")})
+            row["seconds"] = round(time.monotonic() - started, 1)
+            history.append(row)
+            if context.is_main:
+                save_epoch(out_dir, model, spec, config, data, history, optimizer, scheduler, scaler, total_steps)
+                print(format_table(history[-1:], header=epoch == first), flush=True)
+            context.barrier()
+        if len(history) == config.epochs and "test" in data.splits:
+            score_test(out_dir, model, data, config, device, context)
+    return history
+
+
+def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: TrainConfig, epoch: int,
+                optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                device: torch.device, context: Distributed) -> dict[str, Any]:
+    """One pass over the epoch's batches (this process's share); returns the epoch's training columns."""
+    torch.manual_seed(config.seed + epoch)  # dropout draws depend on the epoch only: resuming changes nothing
+    model.train()
+    trainable = set_trainable(model, epoch, config.unfreeze_blocks_per_epoch)
+    # Rebuilt every epoch: DDP syncs the gradients of the parameters trainable when it is built.
+    network = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if context.active else model
+    loss_name, loss_fn = loss_for_epoch(config, epoch)
+    plan = rank_share(epoch_batches(data.pairing, config.sampler, config.originals_per_batch, config.seed, epoch),
+                      context.rank, context.world_size)
+    crop_margin = float(data.settings["crop_margin"])
+    loader = DataLoader(TrainBatches(plan, data.splits["train"].crops, data.crops_dir, config, crop_margin, spec.input_size),
+                        batch_size=None, num_workers=config.workers, pin_memory=device.type == "cuda")
+    log.info("epoch %d/%d: %s loss, training %s", epoch + 1, config.epochs, loss_name, trainable)
+    progress = ProgressLine(len(plan), unit="steps", every_seconds=30)
+    losses, targets, probabilities = [], [], []
+    for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+            logits = network(preprocess(images, spec)).view(-1)
+        loss = loss_fn(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        losses.append(loss.item())
+        targets.append(labels.cpu().numpy())
+        probabilities.append(torch.sigmoid(logits.detach().float()).cpu().numpy())
+        progress.advance()
+    train_logloss = clipped_logloss(np.concatenate(targets), np.concatenate(probabilities), config.clip_min, config.clip_max)
+    return {"epoch": epoch + 1, "loss": loss_name, "lr": scheduler.get_last_lr()[0], "train_loss": context.mean(float(np.mean(losses))),
+            "train_logloss": context.mean(train_logloss)}
+
+
+def save_epoch(out_dir: Path, model: nn.Module, spec: ModelSpec, config: TrainConfig, data: TrainingData,
+               history: list[dict[str, Any]], optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+               scaler: torch.amp.GradScaler, total_steps: int) -> None:
+    """``last.pt`` (+ resume state) every epoch, ``best.pt`` when validation improved, the table and plot."""
+    state = {"epoch": len(history) - 1, "total_steps": total_steps, "history": history, "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}
+    save_training_state(out_dir / LAST, model, with_meta(spec, config, data, history), state)
+    best = min(range(len(history)), key=lambda position: history[position][SELECTION_METRIC])
+    if best == len(history) - 1:
+        save_training_state(out_dir / BEST, model, with_meta(spec, config, data, history), state)
+        log.info("epoch %d is the best so far (%s %.4f): wrote %s", history[best]["epoch"], SELECTION_METRIC,
+                 history[best][SELECTION_METRIC], out_dir / BEST)
+    write_history(history, out_dir)
+
+
+def with_meta(spec: ModelSpec, config: TrainConfig, data: TrainingData, history: list[dict[str, Any]],
+              extra_metrics: dict[str, float] | None = None) -> ModelSpec:
+    """``spec`` carrying what the checkpoint's last epoch scored and everything that made it."""
+    metrics = {name: value for name, value in history[-1].items() if name.startswith(("val_", "train_"))}
+    meta = {"trained": True, "epoch": history[-1]["epoch"], "metrics": {**metrics, **(extra_metrics or {})},
+            "train_config": config.to_dict(), "extraction": data.settings, "history": history}
+    return ModelSpec(spec.arch, spec.input_size, spec.mean, spec.std, meta)
+
+
+def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.optim.Optimizer,
+            scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, total_steps: int) -> list[dict[str, Any]]:
+    """Load a run's weights and optimiser/scheduler state; returns its history (epochs done)."""
+    saved, weights, state = load_training_state(path)
+    if (saved.arch, saved.input_size) != (spec.arch, spec.input_size):
+        raise ValueError(f"{path} is {saved.arch}@{saved.input_size}, this run {spec.arch}@{spec.input_size}: resume with the same model")
+    if state["total_steps"] != total_steps:
+        raise ValueError(f"{path} was trained on a schedule of {state['total_steps']} steps, this run has {total_steps}: resume with "
+                         "the same --epochs, --originals-per-batch, crops and number of processes")
+    model.load_state_dict(weights)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    log.info("resumed from %s after epoch %d", path, state["epoch"] + 1)
+    return list(state["history"])
+
+
+def score_test(out_dir: Path, model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device,
+               context: Distributed) -> None:
+    """Score the test split once with ``best.pt`` and add the figures to its metadata."""
+    spec, weights = read_checkpoint(out_dir / BEST)
+    model.load_state_dict(weights)
+    metrics = evaluate(model, data.splits["test"], data.crops_dir, spec, config, device, context)
+    test = {f"test_{name}": value for name, value in metrics.items()}
+    log.info("test split with %s (epoch %d): logloss %.4f per video, %.4f per crop; AUC %.4f per video", out_dir / BEST,
+             spec.meta["epoch"], test["test_video_logloss"], test["test_crop_logloss"], test["test_video_auc"])
+    if context.is_main:
+        save_model(out_dir / BEST, model, ModelSpec(spec.arch, spec.input_size, spec.mean, spec.std,
+                                                    {**spec.meta, "metrics": {**spec.meta["metrics"], **test}}))
+    context.barrier()
+
+
+def resumed_config(path: Path | None) -> TrainConfig | None:
+    """The config a checkpoint was trained with (flags given with ``--resume`` override it)."""
+    if path is None:
+        return None
+    spec, _ = read_checkpoint(path)
+    if "train_config" not in spec.meta:
+        raise ValueError(f"{path} holds no training config: resume from a last.pt or best.pt written by dfdc_train.train")
+    return TrainConfig.from_dict(spec.meta["train_config"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfdc_train.train", description=__doc__.splitlines()[0])
+    parser.add_argument("crops", type=Path, help="extraction output folder (index.csv, videos.csv, crops/)")
+    parser.add_argument("out", type=Path, help="where checkpoints, history.csv and curves.png go")
+    parser.add_argument("--resume", type=Path, default=None, help="continue the run of this last.pt/best.pt (its settings are the default)")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
+                        help="pause when this many epochs are done (continue later with --resume OUT/last.pt)")
+    add_dataclass_arguments(parser, TrainConfig, "training settings")
+    args = parser.parse_args(argv)
+    context = Distributed()
+    try:
+        config = dataclass_from_args(TrainConfig, args, base=resumed_config(args.resume))
+        context = distributed.start(config.device)
+        logging.basicConfig(level=logging.INFO if context.is_main else logging.WARNING, datefmt="%H:%M:%S",
+                            format=f"%(asctime)s %(levelname)s {f'[rank {context.rank}] ' if context.active else ''}%(message)s")
+        started = time.monotonic()
+        history = train(args.crops, args.out, config, args.resume, args.stop_after, context)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        distributed.stop(context)
+    if context.is_main and history:
+        print(format_table(history))
+        best = min(history, key=lambda row: row[SELECTION_METRIC])
+        print(f"best epoch {best['epoch']}: validation logloss {best['val_video_logloss']:.4f} per video "
+              f"({best['val_crop_logloss']:.4f} per crop), AUC {best['val_video_auc']:.4f} per video; "
+              f"{args.out / BEST} after {format_duration(time.monotonic() - started)}")
+        if len(history) < config.epochs:
+            print(f"paused after epoch {len(history)} of {config.epochs}: continue with --resume {args.out / LAST}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
