@@ -41,7 +41,8 @@ FP16_TOLERANCE = 1e-3
 BUDGET_HOURS = 9.0
 TEST_VIDEOS = 4000
 KERNEL_SOURCE = Path(__file__).resolve().parent / "kernel" / "dfdc_kernel.py"
-WHEEL_MODULES = {"timm": "timm", "decord": "decord"}  # module -> distribution; timm is required
+WHEEL_MODULES = {"timm": "timm", "decord": "decord", "PyNvVideoCodec": "pynvvideocodec"}  # module -> distribution; timm is required
+GPU_DECODE_WHEEL = "pynvvideocodec==2.2.4"  # NVDEC reader (video_reading.NvdecReader); needs only the NVIDIA driver
 EXIT_USAGE = 2
 
 
@@ -70,7 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("build"))
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder")
     parser.add_argument("--fp32", action="store_true", help="keep checkpoints fp32 (default: fp16, half the size)")
-    parser.add_argument("--wheels", type=Path, help="folder with the timm (and decord) wheels; default: pip download")
+    parser.add_argument("--wheels", type=Path, help="folder with the timm (and decord, pynvvideocodec) wheels; default: pip download")
+    parser.add_argument("--no-gpu-decode", action="store_true",
+                        help=f"leave out {GPU_DECODE_WHEEL} (27 MB, GPU decode); the kernel then decodes with decord")
     parser.add_argument("--detector-weights", type=Path, help="folder with MTCNN pnet/rnet/onet.pt; default: the cache")
     parser.add_argument("--dataset-slug", default="your-kaggle-username/dfdc-offline-weights")
     parser.add_argument("--dataset-title", default="DFDC offline weights")
@@ -118,8 +121,9 @@ def fp16_prediction_change(model: PackedModel) -> float:
     return float(np.abs(both[0] - both[1]).max())
 
 
-def collect_wheels(wheel_dir: Path | None, into: Path) -> dict[str, Path]:
-    """``{module: wheel path}``: from the user's folder, or ``pip download`` of the versions used here."""
+def collect_wheels(wheel_dir: Path | None, into: Path, gpu_decode: bool = True) -> dict[str, Path]:
+    """``{module: wheel path}``: from the user's folder, or ``pip download`` of the versions used
+    here plus PyNvVideoCodec (never importable on a machine without an NVIDIA driver, so pinned)."""
     if wheel_dir is None:
         versions = {"timm": timm.__version__}
         try:
@@ -129,6 +133,7 @@ def collect_wheels(wheel_dir: Path | None, into: Path) -> dict[str, Path]:
         except ImportError:
             pass
         requirements = [f"{WHEEL_MODULES[module]}=={version}" for module, version in versions.items()]
+        requirements += [GPU_DECODE_WHEEL] if gpu_decode else []
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "-d", str(into), *requirements]
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
@@ -139,6 +144,8 @@ def collect_wheels(wheel_dir: Path | None, into: Path) -> dict[str, Path]:
     found = {module: sorted(Path(wheel_dir).glob(f"{name}-*.whl")) for module, name in WHEEL_MODULES.items()}
     if not found["timm"]:
         raise BuildError(f"no timm-*.whl in {wheel_dir}: the kernel needs timm offline")
+    if not gpu_decode:
+        found.pop("PyNvVideoCodec")
     return {module: wheels[-1] for module, wheels in found.items() if wheels}
 
 
@@ -271,7 +278,7 @@ def build(args: argparse.Namespace) -> None:
     models = load_models(args.checkpoint)
     detector = detector_folder(args.detector_weights)
     with tempfile.TemporaryDirectory(prefix="dfdc_wheels_") as downloads:
-        wheels = collect_wheels(args.wheels, Path(downloads))
+        wheels = collect_wheels(args.wheels, Path(downloads), gpu_decode=not args.no_gpu_decode)
         package = Path(dfdc_infer.__file__).resolve().parent
         fixed = {
             "dfdc_infer/ (inference code)": sum(size["bytes"] for size in list_files(package).values()),

@@ -22,6 +22,8 @@ def test_benchmark_reports_every_stage_ratio_projection_and_memory(sample_data: 
     assert projection["hours"] == report["end_to_end_seconds_per_video"] * 4000 / 3600
     assert projection["budget_hours"] == 8.5 and projection["fits"] == (projection["hours"] <= 8.5)
     assert set(report["peak_memory_mb"]) == {"2", "4"} and all(mb > 100 for mb in report["peak_memory_mb"].values())
+    assert report["decode_seconds_per_video_by_reader"]["decord"] == report["seconds_per_video"]["decode_decord"]
+    assert set(report["decode_seconds_per_video_by_reader"]) == {"decord", "opencv"}, "nvdec needs CUDA"
     assert report["gpu_idle_share"] is None, "no GPU here: no idle share to report"
     assert (out / "stages.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -19,6 +20,8 @@ from dfdc_infer.manifest import read_manifest, verify_manifest
 from dfdc_infer.models import create_network, init_checkpoint
 from dfdc_infer.run import run_submission
 
+from build_submission import GPU_DECODE_WHEEL
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -28,13 +31,13 @@ def build(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The timm and decord wheels, downloaded once for every build in this module."""
+    """The timm, decord and PyNvVideoCodec wheels, downloaded once for every build in this module."""
     import decord
     import timm
 
     folder = tmp_path_factory.mktemp("wheels")
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "-d", str(folder),
-                    f"timm=={timm.__version__}", f"decord=={decord.__version__}"], check=True, timeout=300)
+                    f"timm=={timm.__version__}", f"decord=={decord.__version__}", GPU_DECODE_WHEEL], check=True, timeout=300)
     return folder
 
 
@@ -59,6 +62,7 @@ def test_dataset_holds_code_models_detector_wheels_and_a_manifest(built: Path) -
     assert {"dfdc_infer/pipeline.py", "dfdc_infer/kaggle_env.py", "models/model-0-small.pt",
             "mtcnn/pnet.pt", "mtcnn/rnet.pt", "mtcnn/onet.pt"} <= files
     assert any(name.startswith("wheels/timm-") for name in files)
+    assert manifest["wheels"]["PyNvVideoCodec"] == "wheels/pynvvideocodec-2.2.4-cp311-cp311-manylinux_2_28_x86_64.whl"
     assert not any("dfdc_sample" in name or "test" in name.split("/")[0] or "__pycache__" in name for name in files)
     assert verify_manifest(dataset) == []
     assert manifest["ensemble"][0]["arch"] == "tf_efficientnet_b0" and manifest["ensemble"][0]["dtype"] == "float16"
@@ -139,8 +143,9 @@ def test_over_the_limit_stops_before_writing_with_a_table_and_a_way_out(small_ch
     shutil.copyfile(small_checkpoint, second)
     out = tmp_path / "out"
     result = build("--checkpoint", str(small_checkpoint), "--checkpoint", str(second), "--out", str(out), "--wheels", str(wheels),
-                   "--fp32", "--max-bytes", "35000000")
+                   "--fp32", "--max-bytes", "35000000", "--no-gpu-decode")
     assert result.returncode == 2
+    assert "pynvvideocodec" not in result.stderr, "--no-gpu-decode leaves the 27 MB GPU-decode wheel out"
     assert not out.exists()
     assert "over the 0.04 GB limit" in result.stderr
     assert "models/model-1-second.pt (tf_efficientnet_b0, fp32)" in result.stderr
@@ -195,9 +200,13 @@ def test_wheel_folder_without_timm(small_checkpoint: Path, tmp_path: Path) -> No
     assert line == f"error: no timm-*.whl in {tmp_path / 'wheels'}: the kernel needs timm offline"
 
 
-def test_wheels_install_only_what_is_missing_and_fail_clearly(tmp_path: Path) -> None:
+def test_wheels_install_only_what_is_missing_and_fail_clearly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "wheels").mkdir()
     (tmp_path / "wheels" / "broken-0.1-py3-none-any.whl").write_bytes(b"not a zip")
     assert install_missing_wheels(tmp_path, {"wheels": {"numpy": "wheels/numpy-is-present.whl"}}) == []
+    broken = {"wheels": {"dfdc_no_such_module": "wheels/broken-0.1-py3-none-any.whl"}}
     with pytest.raises(DatasetError, match="pip could not install wheels/broken-0.1-py3-none-any.whl"):
-        install_missing_wheels(tmp_path, {"wheels": {"dfdc_no_such_module": "wheels/broken-0.1-py3-none-any.whl"}})
+        install_missing_wheels(tmp_path, broken, required=("dfdc_no_such_module",))
+    with caplog.at_level(logging.WARNING, logger="dfdc_infer.kaggle_env"):
+        assert install_missing_wheels(tmp_path, broken) == [], "an optional wheel that fails is logged, not fatal"
+    assert "the run goes on without dfdc_no_such_module" in caplog.text

@@ -41,7 +41,7 @@ def test_read_sample_submission_errors_name_the_path(tmp_path: Path) -> None:
 def test_config_defaults_are_the_competitions() -> None:
     config = InferenceConfig()
     assert (config.frame_step, config.crop_margin, config.clip_min, config.clip_max) == (10, 1.3, 0.01, 0.99)
-    assert (config.reader, config.detector, config.fallback_label, config.all_faces) == ("decord", "mtcnn", 0.5, False)
+    assert (config.reader, config.detector, config.fallback_label, config.all_faces) == ("auto", "mtcnn", 0.5, False)
 
 
 @pytest.mark.parametrize(

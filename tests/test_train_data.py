@@ -7,7 +7,8 @@ import argparse
 import pandas as pd
 import pytest
 
-from dfdc_train.config import ExtractConfig, TrainConfig, add_dataclass_arguments, dataclass_from_args
+from dfdc_infer.config import add_dataclass_arguments, dataclass_from_args
+from dfdc_train.config import ExtractConfig, TrainConfig
 from dfdc_train.crop_index import CROP_COLUMNS
 from dfdc_train.layout import Chunk, DataError, format_chunk_spec, parse_chunk_spec, parse_shard, shard_chunks
 from dfdc_train.sampling import build_pairing, epoch_batches, rank_share

@@ -1,8 +1,9 @@
 """End to end on generated data: extract, train (it learns), pack, run the kernel; resume; two processes; bad input.
 
-The CI variant of the proof: a tiny timm EfficientNet (``test_efficientnet``) at 64 px for a few
-dozen seconds of CPU. The full proof (tf_efficientnet_b0, more data, minutes) is the README's
-"Training" recipe; this test asserts the same chain with a weaker but real learning signal.
+The CI variant of the proof: timm's tiny EfficientNet (``test_efficientnet``, 0.1 M parameters) at
+64 px for about 30 s of CPU. The full proof (tf_efficientnet_b0, 480 videos, minutes) is the
+README's "Training" recipe; this test runs the same chain and asserts a weaker but real learning
+signal on the validation chunk's (video) fakes, with margins measured over seeds 0-4.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dfdc_sample.generate import generate_dataset
 from dfdc_train.config import ExtractConfig, TrainConfig
 from dfdc_train.crop_index import read_index
 from dfdc_train.extract import extract
+from dfdc_train.metrics import clipped_logloss
 from dfdc_train.sampling import build_pairing
 from dfdc_train.train import main, train
 
@@ -54,7 +56,9 @@ def training_originals(crops: Path) -> int:
 @pytest.fixture(scope="module")
 def trained(crops: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    assert main([str(crops), str(out), *SPLIT, *SMALL, "--epochs", str(EPOCHS), "--lr", "3e-3"]) == 0
+    # Self-blended fakes: a new manipulation every step instead of the ~35 fake videos, which the
+    # tiny net memorises (pairs: best validation 0.41-0.67 over seeds 0-4; self-blend: 0.45-0.54).
+    assert main([str(crops), str(out), *SPLIT, *SMALL, "--epochs", str(EPOCHS), "--lr", "3e-3", "--sampler", "self-blend"]) == 0
     return out
 
 
@@ -63,7 +67,7 @@ def test_training_learns_and_writes_history_plot_and_checkpoints(trained: Path) 
     assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
     assert history["train_logloss"].iloc[-4:].mean() < history["train_logloss"].iloc[0] - 0.1  # it fits the training pairs
     best = history.loc[history["val_video_logloss"].idxmin()]
-    assert best["val_video_logloss"] < 0.65 and best["val_video_auc"] > 0.7  # and generalises to unseen videos' fakes
+    assert best["val_video_logloss"] < 0.6 and best["val_video_auc"] > 0.75  # and spots unseen chunks' fake videos
     assert (trained / "curves.png").read_bytes()[:4] == b"\x89PNG"
     spec, _ = read_checkpoint(trained / "best.pt")
     assert spec.meta["epoch"] == best["epoch"] and spec.meta["metrics"]["val_video_logloss"] == pytest.approx(best["val_video_logloss"])
@@ -97,7 +101,7 @@ def test_packed_model_scores_held_out_videos_in_the_kernel(trained: Path, tmp_pa
     fake = np.array([truth[name]["label"] == "FAKE" for name in submission["filename"]])
     assert len(submission) == 24 and submission["label"].between(0.01, 0.99).all()
     assert submission.loc[fake, "label"].mean() > submission.loc[~fake, "label"].mean()  # fakes score higher than reals
-    print(f"kernel on 24 held-out videos: logloss {-np.mean(np.log(np.where(fake, submission['label'], 1 - submission['label']))):.4f}")
+    assert clipped_logloss(fake, submission["label"]) < math.log(2)  # seed 0 on this machine: 0.57
 
 
 def test_a_paused_run_resumes_exactly(crops: Path, tmp_path: Path) -> None:

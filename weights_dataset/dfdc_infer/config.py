@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+Config = TypeVar("Config")
 
 
-def setting(default: Any, help: str) -> Any:
-    """A config field with its help text, which ``add_config_arguments`` turns into a CLI flag."""
-    return field(default=default, metadata={"help": help})
+def setting(default: Any, help: str, *, kind: type | None = None, parse: Callable[[str], Any] | None = None,
+            choices: tuple[str, ...] | None = None, metavar: str | None = None) -> Any:
+    """A config field carrying what its CLI flag needs (``add_dataclass_arguments``).
+
+    ``help`` is the flag's help; ``kind`` the flag's type where the default is None; ``parse`` turns
+    the flag's text into the value (``"0/4"`` -> ``(0, 4)``) with the caller's own error message.
+    Training's configs use the same helper, so every CLI of the project maps flags the same way.
+    """
+    return field(default=default, metadata={"help": help, "kind": kind, "parse": parse, "choices": choices, "metavar": metavar})
 
 
 @dataclass(frozen=True)
@@ -22,9 +30,9 @@ class InferenceConfig:
     """Everything that changes what the pipeline computes or how it schedules the work."""
 
     # Video reading
-    reader: str = setting("decord", "Decode backend by name (``video_reading.READERS``): ``decord`` (default), ``opencv``.")
+    reader: str = setting("auto", "Decode backend by name (``video_reading.READERS``): ``auto`` (``nvdec`` on the GPU where it works, else ``decord``), ``nvdec``, ``decord``, ``opencv``.")
     frame_step: int = setting(10, "Sample every Nth frame (0, N, 2N, ...). Ignored when ``frames_per_video`` is set.")
-    frames_per_video: int | None = setting(None, "If set, sample this many evenly spaced frames instead of every ``frame_step``-th.")
+    frames_per_video: int | None = setting(None, "If set, sample this many evenly spaced frames instead of every ``frame_step``-th.", kind=int)
     decode_workers: int = setting(2, "Background threads decoding the next videos while faces are detected and classified.")
     prefetch_videos: int = setting(4, "At most this many decoded videos wait in memory (bounds RAM whatever the video count).")
 
@@ -89,29 +97,59 @@ class InferenceConfig:
         return replace(self, **values)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per ``InferenceConfig`` field (``frame_step`` -> ``--frame-step``), default None.
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One ``--flag`` per ``setting`` field of ``cls`` (``frame_step`` -> ``--frame-step``), default None.
 
-    Flags left unset keep the dataclass default, so the defaults live in one place only.
+    Flags left unset stay None, so the dataclass default wins and defaults live in one place only.
+    Fields without help (a nested config, e.g. training's ``ExtractConfig.inference``) get no flag.
     """
-    group = parser.add_argument_group("inference settings")
-    for item in fields(InferenceConfig):
+    group = parser.add_argument_group(title)
+    for item in fields(cls):
+        if "help" not in item.metadata:
+            continue
+        default = _default(item)
         flag = "--" + item.name.replace("_", "-")
-        help_text = f"{item.metadata['help'].replace('``', '')} (default: {_default(item)})"
-        if isinstance(_default(item), bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif isinstance(_default(item), tuple):
-            group.add_argument(flag, type=float, nargs=len(_default(item)), default=None, metavar="X", help=help_text)
+        help_text = f"{item.metadata['help'].replace('``', '')} (default: {_shown(default)})"
+        common = {"help": help_text, "default": None}
+        if isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        elif item.metadata.get("parse") is not None:
+            group.add_argument(flag, type=str, metavar=item.metadata.get("metavar"), **common)
+        elif isinstance(default, tuple):
+            group.add_argument(flag, type=type(default[0]), nargs=len(default), metavar="X", **common)
         else:
-            kind = int if item.name == "frames_per_video" else type(_default(item))
-            group.add_argument(flag, type=kind, default=None, help=help_text)
+            kind = item.metadata.get("kind") or type(default)
+            group.add_argument(flag, type=kind, choices=item.metadata.get("choices"), metavar=item.metadata.get("metavar"), **common)
+
+
+def dataclass_from_args(cls: Callable[..., Config], args: argparse.Namespace, base: Config | None = None, **extra: Any) -> Config:
+    """``base`` (default: ``cls(**extra)``) with every flag the user set; a bad value raises the
+    dataclass's own ValueError."""
+    chosen = {}
+    for item in fields(cls):  # type: ignore[arg-type]
+        value = getattr(args, item.name, None)
+        if value is not None:
+            parse = item.metadata.get("parse")
+            chosen[item.name] = parse(value) if parse else tuple(value) if isinstance(value, list) else value
+    return replace(base if base is not None else cls(**extra), **chosen)  # type: ignore[type-var]
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``InferenceConfig`` flags, shared by every command that runs the pipeline."""
+    add_dataclass_arguments(parser, InferenceConfig, "inference settings")
 
 
 def config_from_args(args: argparse.Namespace, base: InferenceConfig | None = None) -> InferenceConfig:
-    """``base`` (default: the competition defaults) with every flag the user did set."""
-    chosen = {item.name: getattr(args, item.name) for item in fields(InferenceConfig) if getattr(args, item.name, None) is not None}
-    return (base or InferenceConfig()).updated(chosen)
+    """``base`` (default: the competition defaults) with every inference flag the user did set."""
+    return dataclass_from_args(InferenceConfig, args, base)
 
 
 def _default(item: Field) -> Any:
     return item.default if item.default is not MISSING else None
+
+
+def _shown(default: Any) -> str:
+    """A default as the help shows it: ``(0, 4)`` shard pairs as ``0/4``, strings quoted."""
+    if isinstance(default, tuple) and len(default) == 2 and all(isinstance(v, int) for v in default):
+        return f"{default[0]}/{default[1]}"
+    return repr(default) if isinstance(default, str) else str(default)

@@ -1,13 +1,19 @@
 """Face cropping: one square crop per chosen face, enlarged around the detector's box.
 
 Training imports these very functions (face extraction), so train-time and test-time crops are
-the same geometry and the same resampling and cannot drift apart.
+the same geometry and the same resampling and cannot drift apart. Frames on the GPU (the
+``nvdec`` reader) are cropped and resized there with the torch equivalents (area averaging when
+shrinking, bilinear when enlarging); tests bound their difference from the OpenCV path.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .video_reading import Frames
 
 
 def select_faces(detections: np.ndarray, all_faces: bool = False) -> np.ndarray:
@@ -39,27 +45,35 @@ def square_crop_box(box: np.ndarray, frame_width: int, frame_height: int, margin
     return left, top, left + side, top + side
 
 
-def crop_face(frame: np.ndarray, box: np.ndarray, size: int, margin: float = 1.3) -> np.ndarray:
-    """(size, size, 3) uint8 crop of ``frame`` around ``box`` (see ``square_crop_box``).
+def crop_face(frame: Frames, box: np.ndarray, size: int, margin: float = 1.3) -> Frames:
+    """(size, size, 3) uint8 crop of one (H, W, 3) ``frame`` around ``box`` (see ``square_crop_box``),
+    of the frame's own type (numpy or torch, on the frame's device).
 
-    INTER_AREA when shrinking (no aliasing on 1080p faces), bilinear when enlarging small faces.
+    Area averaging when shrinking (no aliasing on 1080p faces), bilinear when enlarging small faces.
     """
     height, width = frame.shape[:2]
     left, top, right, bottom = square_crop_box(box, width, height, margin)
     patch = frame[top:bottom, left:right]
-    interpolation = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(patch, (size, size), interpolation=interpolation)
+    shrink = patch.shape[0] > size
+    if isinstance(patch, torch.Tensor):
+        image = patch.permute(2, 0, 1)[None].float()
+        if shrink:
+            resized = F.interpolate(image, size=(size, size), mode="area")
+        else:
+            resized = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False)
+        return resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def crop_frames(
-    frames: np.ndarray, detections: list[np.ndarray], size: int, margin: float = 1.3, all_faces: bool = False
+    frames: Frames, detections: list[np.ndarray], size: int, margin: float = 1.3, all_faces: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crops for a whole video sample: ``(crops (M, size, size, 3) uint8, frame_of_crop (M,) int)``.
 
     ``frame_of_crop[i]`` is the position in ``frames`` that crop ``i`` came from, so callers can
     tell which frames had faces.
     """
-    crops: list[np.ndarray] = []
+    crops: list[Frames] = []
     owners: list[int] = []
     for position, (frame, frame_detections) in enumerate(zip(frames, detections)):
         for box in select_faces(frame_detections, all_faces):
@@ -67,4 +81,5 @@ def crop_frames(
             owners.append(position)
     if not crops:
         return np.zeros((0, size, size, 3), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    return np.stack(crops), np.asarray(owners, dtype=np.int64)
+    stacked = torch.stack(crops).cpu().numpy() if isinstance(crops[0], torch.Tensor) else np.stack(crops)
+    return stacked, np.asarray(owners, dtype=np.int64)

@@ -9,7 +9,8 @@ Backends are registered by name in ``DETECTORS`` and built with ``create_detecto
 
 Every backend detects on frames shrunk by ``config.detector_scale`` (DFDC videos are 1080p and
 faces are large, so half resolution loses almost nothing) and hands back boxes in full-resolution
-pixels, so nothing downstream has to know the detection scale. ``min_face_size`` stays in
+pixels, so nothing downstream has to know the detection scale. Frames already on the GPU (the
+``nvdec`` reader) are shrunk there; numpy frames with OpenCV's INTER_AREA. ``min_face_size`` stays in
 full-resolution pixels; for MTCNN it, not the scale, sets the pyramid and so most of the cost.
 """
 
@@ -22,18 +23,21 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from .config import InferenceConfig
 from .detector_weights import default_weights_dir, fetch_mtcnn_weights, find_mtcnn_weights
 from .device import resolve_device
 from .mtcnn import MTCNN
+from .video_reading import Frames, frames_to_numpy
 
 logger = logging.getLogger(__name__)
 
 
 class FaceDetector(Protocol):
-    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
-        """frames: (N, H, W, 3) uint8 RGB, full resolution. Returns N arrays, one per frame, each
+    def detect(self, frames: Frames) -> list[np.ndarray]:
+        """frames: (N, H, W, 3) uint8 RGB, full resolution, numpy or torch. Returns N arrays, one per frame, each
         (K, 5) float32 [x1, y1, x2, y2, score] in FULL-resolution pixel coordinates, sorted by score
         descending; (0, 5) when no face."""
         ...
@@ -78,12 +82,12 @@ class _DownscalingDetector:
         self.scale = config.detector_scale
         self.batch_size = config.detector_batch_size
 
-    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+    def detect(self, frames: Frames) -> list[np.ndarray]:
         """See ``FaceDetector.detect``. Boxes are clamped to [0, W] x [0, H] (x2 = W is the right
         edge, usable as an exclusive slice end); boxes left empty by clamping are dropped."""
-        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype not in (np.uint8, torch.uint8):
             raise ValueError(
-                f"expected (N, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}"
+                f"expected (N, H, W, 3) uint8 frames, got {tuple(frames.shape)} {frames.dtype}"
             )
         height, width = frames.shape[1:3]
         results: list[np.ndarray] = []
@@ -94,17 +98,20 @@ class _DownscalingDetector:
                 results.append(_to_full_resolution(found, ratios, width, height))
         return results
 
-    def _detect_small(self, small: np.ndarray) -> list[np.ndarray]:
+    def _detect_small(self, small: Frames) -> list[np.ndarray]:
         """(N, h, w, 3) downscaled frames -> N (K, 5) arrays in downscaled pixel coordinates."""
         raise NotImplementedError
 
 
-def _downscale(frames: np.ndarray, scale: float) -> np.ndarray:
-    """Resize each frame by ``scale`` with INTER_AREA (averaging, so no aliasing)."""
+def _downscale(frames: Frames, scale: float) -> Frames:
+    """Resize each frame by ``scale`` by area averaging (no aliasing), where the frames are."""
     if scale == 1.0:
         return frames
     height, width = frames.shape[1:3]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if isinstance(frames, torch.Tensor):
+        small = F.interpolate(frames.permute(0, 3, 1, 2).float(), size=size[::-1], mode="area")
+        return small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
 
 
@@ -135,7 +142,7 @@ class MtcnnDetector(_DownscalingDetector):
             device=resolve_device(config.device),
         )
 
-    def _detect_small(self, small: np.ndarray) -> list[np.ndarray]:
+    def _detect_small(self, small: Frames) -> list[np.ndarray]:
         return self.cascade.detect(small)
 
 
@@ -175,8 +182,8 @@ class HaarDetector(_DownscalingDetector):
             raise RuntimeError(f"could not load the Haar cascade {path}")
         self.min_size = max(1, round(config.min_face_size * config.detector_scale))
 
-    def _detect_small(self, small: np.ndarray) -> list[np.ndarray]:
-        return [self._detect_frame(frame) for frame in small]
+    def _detect_small(self, small: Frames) -> list[np.ndarray]:
+        return [self._detect_frame(frame) for frame in frames_to_numpy(small)]
 
     def _detect_frame(self, frame: np.ndarray) -> np.ndarray:
         grey = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))

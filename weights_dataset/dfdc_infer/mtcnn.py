@@ -165,12 +165,15 @@ class MTCNN:
         self.onet = load_net(ONet(), weights_dir / "onet.pt").to(device)
 
     @torch.inference_mode()
-    def detect(self, images: np.ndarray) -> list[np.ndarray]:
-        """(N, H, W, 3) uint8 RGB -> N arrays (K, 5) float32 [x1, y1, x2, y2, score], best first.
+    def detect(self, images: np.ndarray | torch.Tensor) -> list[np.ndarray]:
+        """(N, H, W, 3) uint8 RGB, numpy or torch -> N arrays (K, 5) float32 [x1, y1, x2, y2, score],
+        best first.
 
         Coordinates are continuous pixel positions (pixel i spans [i, i + 1)), unclamped.
         """
-        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        if isinstance(images, np.ndarray):
+            images = torch.from_numpy(np.ascontiguousarray(images))
+        batch = images.to(self.device)
         batch = batch.permute(0, 3, 1, 2).float()
         boxes, scores, owner = self._propose(batch)
         boxes, scores, owner = self._refine(batch, boxes, owner)

@@ -30,7 +30,7 @@ from .cropping import crop_frames
 from .face_detection import FaceDetector
 from .models import Ensemble
 from .progress import ProgressLine
-from .video_reading import SampledFrames, VideoReadError, read_video
+from .video_reading import ReaderUnavailable, SampledFrames, VideoReadError, choose_reader, gpu_reader_mismatch, read_video
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class VideoScorer:
     """
 
     def __init__(self, config: InferenceConfig, detector: FaceDetector, ensemble: Ensemble, guard: BudgetGuard | None = None) -> None:
-        self.config = config
+        self.config = replace(config, reader=choose_reader(config.reader))
         self.detector = detector
         self.ensemble = ensemble
         self.guard = guard
@@ -126,6 +126,7 @@ class VideoScorer:
         """Yield a result for every filename (in completion order, which may differ from input order)."""
         filenames = list(filenames)
         started = time.perf_counter()
+        self._check_gpu_reader(Path(video_dir), filenames)
         progress = ProgressLine(total=len(filenames), unit="videos")
         pending: list[_Pending] = []
         finished: set[str] = set()
@@ -152,6 +153,22 @@ class VideoScorer:
             log.warning("budget: out of time, %d videos get %.2f without being scored", len(late), self.config.fallback_label)
         yield from emit([VideoResult(name, self.config.fallback_label, "out_of_time", "time budget spent") for name in late])
         self.stats.seconds = time.perf_counter() - started
+
+    def _check_gpu_reader(self, video_dir: Path, filenames: list[str], tries: int = 3) -> None:
+        """Before trusting ``nvdec`` with the run, compare it with decord on the first readable video
+        (of the first ``tries`` on disk); if none can be compared, the run decodes on the CPU."""
+        if self.config.reader != "nvdec":
+            return
+        problem = "no video to check it on"
+        for path in [video_dir / name for name in filenames if (video_dir / name).is_file()][:tries]:
+            try:
+                problem = gpu_reader_mismatch(path, self.config)
+                break
+            except (VideoReadError, ReaderUnavailable) as error:
+                problem = f"cannot compare on {path.name}: {error}"
+        if problem is not None:
+            log.warning("GPU decode off for this run (%s); decoding with decord on the CPU", problem)
+            self.config = replace(self.config, reader="decord")
 
     def _within_budget(self, total: int, pending: list[_Pending]) -> tuple[bool, list[VideoResult]]:
         """Ask the guard and apply its cut (fewer frames, then one model less).

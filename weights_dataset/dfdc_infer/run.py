@@ -52,13 +52,13 @@ def run_submission(
     if done:
         log.info("resuming: %d of %d videos already done in %s", len(done), len(filenames), progress.path)
     todo = [name for name in filenames if name not in done]
+    guard = BudgetGuard(config.budget_hours * 3600, config.budget_margin_hours * 3600, clock=clock)
+    scorer = VideoScorer(config, detector, ensemble, guard)
     log.info(
         "scoring %d videos from %s on %s: %d model(s) %s, detector %s, reader %s",
         len(todo), video_dir, device, len(ensemble.models),
-        ", ".join(f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs), config.detector, config.reader,
+        ", ".join(f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs), config.detector, scorer.config.reader,
     )
-    guard = BudgetGuard(config.budget_hours * 3600, config.budget_margin_hours * 3600, clock=clock)
-    scorer = VideoScorer(config, detector, ensemble, guard)
     labels = {name: result.label for name, result in done.items()}
     progress.open(done)
     try:

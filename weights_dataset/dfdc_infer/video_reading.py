@@ -1,41 +1,63 @@
 """Video reading: decode only the sampled frames of a video, as uint8 RGB, with their indices.
 
 Backends sit behind one small protocol and are chosen by name (``READERS``), like timm's
-``create_model``: ``decord`` (default; fastest on CPU) and ``opencv`` (grab every frame, retrieve
-the sampled ones: the competition baseline, and the fallback when decord cannot read a file, e.g.
-a truncated mp4 whose tail is missing). A GPU decode backend registers itself the same way with
-``@register_reader("name")``.
+``create_model``:
 
-Both backends honour rotation metadata (portrait phone videos come out upright): decord and
-OpenCV's FFmpeg backend apply the display matrix themselves, and tests check they agree.
+- ``nvdec``: the GPU's hardware decoder through PyNvVideoCodec (a wheel the dataset ships);
+  decoding and the YUV->RGB conversion run on the GPU and frames stay there as a CUDA tensor, so
+  detection resizes and crops them on the GPU too.
+- ``decord``: CPU, ``get_batch`` of the sampled indices.
+- ``opencv``: grab every frame, retrieve the sampled ones (the competition baseline), and the last
+  resort when another backend cannot read a file (e.g. a truncated mp4 whose tail is missing).
+
+``auto`` (the default) means ``nvdec`` where it works (CUDA present, PyNvVideoCodec importable)
+and ``decord`` elsewhere; the choice and the reason are logged once. A backend that fails on one
+file hands it to the next one in ``nvdec -> decord -> opencv``.
+
+Every backend returns upright frames (portrait phone videos): decord and OpenCV's FFmpeg backend
+apply the display matrix themselves, tests check they agree, and ``nvdec`` rotates by the angle
+OpenCV reads from the container.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Union
 
 import cv2
 import numpy as np
+import torch
 
 from .config import InferenceConfig
 
 log = logging.getLogger(__name__)
 
 
+Frames = Union[np.ndarray, torch.Tensor]
+"""(N, H, W, 3) uint8 RGB: a numpy array from CPU readers, a CUDA tensor from ``nvdec``."""
+
+CPU_READERS = ("decord", "opencv")
+"""The per-file fallback order after the chosen backend (OpenCV last: it reads truncated files)."""
+
+
 class VideoReadError(Exception):
     """A video could not be decoded at all; the message says why (shown in the run's log)."""
+
+
+class ReaderUnavailable(Exception):
+    """A backend cannot run on this machine at all (no GPU, library missing); says why."""
 
 
 @dataclass(frozen=True)
 class SampledFrames:
     """The decoded sample of one video."""
 
-    frames: np.ndarray
-    """(N, H, W, 3) uint8 RGB, upright."""
+    frames: Frames
+    """(N, H, W, 3) uint8 RGB, upright; on the GPU for ``nvdec``."""
     indices: np.ndarray
     """(N,) int64 frame numbers of ``frames`` in the video."""
     total_frames: int
@@ -78,10 +100,105 @@ def register_reader(name: str) -> Callable[[Callable[[], FrameReader]], Callable
 
 
 def create_reader(name: str) -> FrameReader:
-    """Instantiate a backend by name; an unknown name lists the known ones."""
+    """Instantiate a backend by name; an unknown name lists the known ones.
+
+    Raises ``ReaderUnavailable`` when the backend cannot run here (see ``choose_reader``).
+    """
+    return READERS[_known(name)]()
+
+
+def choose_reader(name: str) -> str:
+    """The backend that will actually decode: ``auto`` is ``nvdec`` where it can run, else
+    ``decord``; a named backend that cannot run here also falls back to ``decord``. Logged once."""
+    if name not in ("auto", "nvdec"):
+        return _known(name)
+    reason = _nvdec_unavailable()
+    if reason is None:
+        return "nvdec"
+    (log.info if name == "auto" else log.warning)("GPU decode off (%s); decoding with decord on the CPU", reason)
+    return "decord"
+
+
+def _known(name: str) -> str:
     if name not in READERS:
-        raise ValueError(f"unknown video reader {name!r}; known: {', '.join(sorted(READERS))}")
-    return READERS[name]()
+        raise ValueError(f"unknown video reader {name!r}; known: auto, {', '.join(sorted(READERS))}")
+    return name
+
+
+@functools.cache
+def _nvdec_unavailable() -> str | None:
+    """Why ``nvdec`` cannot run on this machine, or None; probed once per process."""
+    try:
+        create_reader("nvdec")
+    except ReaderUnavailable as error:
+        return str(error)
+    return None
+
+
+def frames_to_numpy(frames: Frames) -> np.ndarray:
+    """Host copy of ``frames`` for code that needs numpy (OpenCV); a no-op for numpy input."""
+    return frames.cpu().numpy() if isinstance(frames, torch.Tensor) else frames
+
+
+def upright(frames: Frames, rotation: int) -> Frames:
+    """Apply a container's display rotation (degrees clockwise, as OpenCV reports it) to frames."""
+    turns = {0: 0, 90: -1, 180: 2, 270: 1}[rotation % 360]  # rot90 turns counter-clockwise
+    if turns == 0:
+        return frames
+    if isinstance(frames, torch.Tensor):
+        return torch.rot90(frames, turns, dims=(1, 2)).contiguous()
+    return np.ascontiguousarray(np.rot90(frames, turns, axes=(1, 2)))
+
+
+@register_reader("nvdec")
+class NvdecReader:
+    """NVIDIA's hardware decoder (NVDEC) through PyNvVideoCodec, RGB output left on the GPU.
+
+    PyNvVideoCodec ships its own demuxer and needs only the NVIDIA driver, so its wheel works with
+    whatever torch the Kaggle image has. Frames reach torch through DLPack and are copied out of
+    the decoder's buffers (``torch.stack``) before the next file reuses them.
+    """
+
+    def __init__(self) -> None:
+        if not torch.cuda.is_available():
+            raise ReaderUnavailable("no CUDA device")
+        try:
+            import PyNvVideoCodec
+        except ImportError as error:
+            raise ReaderUnavailable(f"PyNvVideoCodec is not installed ({error})") from error
+        except Exception as error:  # the package raises RuntimeError when the driver lacks NVDEC/NVENC
+            raise ReaderUnavailable(f"PyNvVideoCodec cannot load: {_first_line(error)}") from error
+        self._nvc = PyNvVideoCodec
+
+    def read(self, path: Path, frame_step: int, frames_per_video: int | None) -> SampledFrames:
+        device = torch.cuda.current_device()
+        try:
+            decoder = self._nvc.SimpleDecoder(
+                str(path), gpu_id=device, use_device_memory=True, output_color_type=self._nvc.OutputColorType.RGB
+            )
+            total = len(decoder)
+            indices = sample_indices(total, frame_step, frames_per_video)
+            if len(indices) == 0:
+                raise VideoReadError("the video has no frames")
+            decoded = decoder.get_batch_frames_by_index(indices.tolist())
+            if len(decoded) != len(indices):
+                raise VideoReadError(f"decoded {len(decoded)} of {len(indices)} sampled frames")
+            frames = torch.stack([torch.from_dlpack(frame) for frame in decoded])
+            torch.cuda.current_stream(device).synchronize()
+        except VideoReadError as error:
+            raise VideoReadError(f"nvdec: {error}") from error
+        except Exception as error:  # PyNvVideoCodec raises plain Exception/RuntimeError on bad input
+            raise VideoReadError(f"nvdec: {_first_line(error)}") from error
+        return SampledFrames(frames=upright(frames, _display_rotation(path)), indices=indices, total_frames=total, backend="nvdec")
+
+
+def _display_rotation(path: Path) -> int:
+    """Clockwise display rotation in degrees from the container's metadata (0 when there is none)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_ORIENTATION_META)) if capture.isOpened() else 0
+    finally:
+        capture.release()
 
 
 @register_reader("decord")
@@ -153,19 +270,46 @@ class OpenCVReader:
 
 
 def read_video(path: Path, config: InferenceConfig) -> SampledFrames:
-    """Decode the sampled frames with ``config.reader``; if that fails, retry with OpenCV.
+    """Decode the sampled frames with ``choose_reader(config.reader)``; if that fails, retry with
+    the CPU readers after it (``nvdec -> decord -> opencv``).
 
     Raises ``VideoReadError`` only when every backend failed; the message carries each reason.
     """
-    names = [config.reader] + (["opencv"] if config.reader != "opencv" else [])
+    names = reader_chain(choose_reader(config.reader))
     reasons: list[str] = []
-    for name in names:
+    for position, name in enumerate(names):
         try:
             frames = create_reader(name).read(Path(path), config.frame_step, config.frames_per_video)
-        except (VideoReadError, ImportError) as error:
+        except (VideoReadError, ReaderUnavailable, ImportError) as error:
             reasons.append(str(error))
-            if name != names[-1]:
-                log.warning("%s: %s; retrying with %s", Path(path).name, error, names[-1])
+            if position + 1 < len(names):
+                log.warning("%s: %s; retrying with %s", Path(path).name, error, names[position + 1])
             continue
         return frames
     raise VideoReadError("; ".join(reasons))
+
+
+def gpu_reader_mismatch(path: Path, config: InferenceConfig, limit: float = 10.0) -> str | None:
+    """Why ``nvdec`` cannot be trusted on this machine, judged on one real video, or None.
+
+    Decodes ``path`` with ``nvdec`` and with ``decord`` and compares the frames: a GPU colour
+    conversion gone wrong (swapped channels, wrong range) or a missed rotation would otherwise
+    spoil every prediction of the run silently. H.264 decoding is exact, so only the YUV->RGB
+    matrices may differ (a few levels); ``limit`` is the largest mean difference accepted.
+    Raises ``VideoReadError`` when either backend cannot read ``path`` (try another file).
+    """
+    gpu = create_reader("nvdec").read(path, config.frame_step, config.frames_per_video)
+    cpu = create_reader("decord").read(path, config.frame_step, config.frames_per_video)
+    if tuple(gpu.frames.shape) != cpu.frames.shape or not np.array_equal(gpu.indices, cpu.indices):
+        return f"{path.name}: nvdec gave frames {tuple(gpu.frames.shape)}, decord {cpu.frames.shape}"
+    difference = float(np.abs(frames_to_numpy(gpu.frames).astype(np.int16) - cpu.frames).mean())
+    log.info("nvdec check on %s: mean difference from decord %.2f levels (limit %.1f)", path.name, difference, limit)
+    if difference > limit:
+        return f"{path.name}: nvdec frames differ from decord's by {difference:.1f} levels on average"
+    return None
+
+
+def reader_chain(first: str) -> list[str]:
+    """``first``, then the CPU readers that come after it in ``CPU_READERS``."""
+    later = CPU_READERS[CPU_READERS.index(first) + 1 :] if first in CPU_READERS else CPU_READERS
+    return [first, *later]

@@ -6,8 +6,9 @@ On the given folder (default: freshly generated 1920x1080, 300-frame H.264 video
 one run and on the same files:
 
 - the decode floor: ``ffmpeg -threads N -i v.mp4 -f null -`` (every frame, no output);
-- the seed's plain OpenCV loop (grab every frame, retrieve every 10th);
-- our reader (decode only), detection, classification, each per video;
+- the seed's plain OpenCV loop (grab every frame, retrieve every 10th) and every other reader that
+  runs here (decord; nvdec, the GPU decoder, where CUDA is), decode only;
+- our reader (``--reader``, default auto), detection, classification, each per video;
 - the whole pipeline end to end (decoding overlapped with detection and classification);
 - peak memory of whole runs over 20 and 200 videos (it must stay flat);
 
@@ -41,7 +42,7 @@ from dfdc_infer.device import resolve_device
 from dfdc_infer.face_detection import create_detector
 from dfdc_infer.models import Ensemble, init_checkpoint
 from dfdc_infer.pipeline import VideoScorer
-from dfdc_infer.video_reading import create_reader
+from dfdc_infer.video_reading import READERS, FrameReader, ReaderUnavailable, choose_reader, create_reader
 from dfdc_sample.generate import generate_dataset
 
 TEST_VIDEOS = 4000
@@ -100,6 +101,17 @@ def peak_memory_mb(config: InferenceConfig, checkpoints: list[Path], video_dir: 
     return peak
 
 
+def runnable_readers() -> dict[str, FrameReader]:
+    """Every registered reader that can run on this machine (``nvdec`` only with CUDA)."""
+    readers = {}
+    for name in sorted(READERS):
+        try:
+            readers[name] = create_reader(name)
+        except ReaderUnavailable as error:
+            log.info("reader %s skipped: %s", name, error)
+    return readers
+
+
 def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
     out: Path = args.out
     video_dir = args.videos
@@ -116,12 +128,14 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
     device = resolve_device(config.device)
     ensemble = Ensemble.load(checkpoints, device, config.fp16)
     detector = create_detector(config)
-    reader = create_reader(config.reader)
+    reader_name = choose_reader(config.reader)
+    reader = create_reader(reader_name)
 
-    log.info("decode floor (ffmpeg), OpenCV loop and our reader on %d videos", len(paths))
+    log.info("decode floor (ffmpeg) and every reader that runs here on %d videos", len(paths))
     floor = median_seconds(paths, ffmpeg_floor)
-    opencv = median_seconds(paths, lambda p: create_reader("opencv").read(p, config.frame_step, config.frames_per_video))
-    ours = median_seconds(paths, lambda p: reader.read(p, config.frame_step, config.frames_per_video))
+    by_reader = {name: median_seconds(paths, lambda p, r=runnable: r.read(p, config.frame_step, config.frames_per_video))
+                 for name, runnable in runnable_readers().items()}
+    opencv, ours = by_reader["opencv"], by_reader[reader_name]
 
     samples = [reader.read(path, config.frame_step, config.frames_per_video) for path in paths]
     detect_times, crop_batches = [], []
@@ -161,10 +175,11 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
         "seconds_per_video": {
             "ffmpeg_decode_floor": floor,
             "opencv_grab_retrieve": opencv,
-            f"decode_{config.reader}": ours,
+            f"decode_{reader_name}": ours,
             "detect": statistics.median(detect_times),
             "classify": statistics.median(classify_times),
         },
+        "decode_seconds_per_video_by_reader": by_reader,
         "detect_frames_per_second": frames / statistics.median(detect_times),
         "classify_crops_per_second": crops / statistics.median(classify_times) if crops else None,
         "end_to_end_seconds_per_video": e2e,

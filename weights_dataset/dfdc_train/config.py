@@ -8,27 +8,16 @@ how a model remembers what made it (and how ``--resume`` gets its defaults back)
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import MISSING, Field, dataclass, field, fields, replace
-from typing import Any, Callable, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-from dfdc_infer.config import InferenceConfig
+from dfdc_infer.config import InferenceConfig, setting
 
 from .layout import parse_chunk_spec, parse_shard
 
 SAMPLERS = ("pairs", "all-fakes", "self-blend")
 LOSSES = ("bce", "focal")
 IMAGE_FORMATS = ("jpg", "png")
-
-Config = TypeVar("Config")
-
-
-def option(default: Any, help: str, *, kind: type | None = None, parse: Callable[[str], Any] | None = None,
-           choices: tuple[str, ...] | None = None, metavar: str | None = None) -> Any:
-    """A field with what its CLI flag needs: help; ``kind``, the flag's type where the default is
-    None; ``parse``, turning the flag's text into the value (``"0/4"`` -> ``(0, 4)``) with our own
-    error message, applied by ``dataclass_from_args``."""
-    return field(default=default, metadata={"help": help, "kind": kind, "parse": parse, "choices": choices, "metavar": metavar})
 
 
 @dataclass(frozen=True)
@@ -39,12 +28,12 @@ class ExtractConfig:
     only the saved image's size and format and the bookkeeping are extraction's.
     """
 
-    crop_size: int = option(256, "Side of the saved square crops in pixels (training resizes them to the model's input).")
-    image_format: str = option("jpg", "Crop file format: jpg (quality --jpeg-quality) or png (lossless, ~5x larger).", choices=IMAGE_FORMATS)
-    jpeg_quality: int = option(95, "JPEG quality 1-100 of the saved crops.")
-    chunks: str | None = option(None, "Chunks to process, e.g. '0-39,45'; default: every dfdc_train_part_* under ROOT.", kind=str, metavar="SPEC")
-    shard: tuple[int, int] = option((0, 1), "k/N: process only chunks whose number i has i %% N == k (one shard per machine).", parse=parse_shard, metavar="k/N")
-    delete_videos: bool = option(False, "Delete a chunk's videos once all of them are extracted (frees disk for the next chunks).")
+    crop_size: int = setting(256, "Side of the saved square crops in pixels (training resizes them to the model's input).")
+    image_format: str = setting("jpg", "Crop file format: jpg (quality --jpeg-quality) or png (lossless, ~5x larger).", choices=IMAGE_FORMATS)
+    jpeg_quality: int = setting(95, "JPEG quality 1-100 of the saved crops.")
+    chunks: str | None = setting(None, "Chunks to process, e.g. '0-39,45'; default: every dfdc_train_part_* under ROOT.", kind=str, metavar="SPEC")
+    shard: tuple[int, int] = setting((0, 1), "k/N: process only chunks whose number i has i %% N == k (one shard per machine).", parse=parse_shard, metavar="k/N")
+    delete_videos: bool = setting(False, "Delete a chunk's videos once all of them are extracted (frees disk for the next chunks).")
     inference: InferenceConfig = field(default_factory=InferenceConfig)
 
     def __post_init__(self) -> None:
@@ -66,50 +55,50 @@ class TrainConfig:
     """Everything ``python -m dfdc_train.train`` needs besides its input and output folders."""
 
     # Data
-    train_chunks: str = option("0-39", "Chunks of the training split (DFDC: 0-39).", metavar="SPEC")
-    val_chunks: str = option("40-44", "Chunks of the validation split, scored every epoch.", metavar="SPEC")
-    test_chunks: str = option("45-49", "Chunks of the test split, scored once with the best model; '' for none.", metavar="SPEC")
-    sampler: str = option("pairs", "pairs: each original with one random fake of it; all-fakes: each original with all its fakes; "
+    train_chunks: str = setting("0-39", "Chunks of the training split (DFDC: 0-39).", metavar="SPEC")
+    val_chunks: str = setting("40-44", "Chunks of the validation split, scored every epoch.", metavar="SPEC")
+    test_chunks: str = setting("45-49", "Chunks of the test split, scored once with the best model; '' for none.", metavar="SPEC")
+    sampler: str = setting("pairs", "pairs: each original with one random fake of it; all-fakes: each original with all its fakes; "
                           "self-blend: each original with a self-blended copy (no fake videos needed).", choices=SAMPLERS)
-    originals_per_batch: int = option(16, "Originals per batch (a pairs batch holds twice as many crops).")
-    workers: int = option(2, "Data-loading worker processes (0: load in the training process).")
+    originals_per_batch: int = setting(16, "Originals per batch (a pairs batch holds twice as many crops).")
+    workers: int = setting(2, "Data-loading worker processes (0: load in the training process).")
 
     # Model
-    arch: str = option("tf_efficientnet_b0", "timm architecture, e.g. tf_efficientnet_b0 ... tf_efficientnet_b7 (random init).")
-    input_size: int | None = option(None, "Model input side in pixels; default: the architecture's own (B0: 224).", kind=int)
+    arch: str = setting("tf_efficientnet_b0", "timm architecture, e.g. tf_efficientnet_b0 ... tf_efficientnet_b7 (random init).")
+    input_size: int | None = setting(None, "Model input side in pixels; default: the architecture's own (B0: 224).", kind=int)
 
     # Optimisation
-    epochs: int = option(10, "Epochs; one epoch shows every original of the training split once.")
-    lr: float = option(1e-3, "Peak learning rate of the one-cycle schedule (AdamW).")
-    weight_decay: float = option(1e-2, "AdamW weight decay.")
-    pct_start: float = option(0.3, "Fraction of all steps spent raising the learning rate.")
-    loss: str = option("bce", "Loss from the first epoch: bce or focal.", choices=LOSSES)
-    focal_after: int | None = option(None, "Switch to focal loss from this epoch on (0-based); default: never.", kind=int)
-    focal_gamma: float = option(2.0, "Focal loss focusing parameter.")
-    unfreeze_blocks_per_epoch: int = option(0, "Gradual unfreezing: epoch 0 trains the head only, each later epoch unfreezes this "
+    epochs: int = setting(10, "Epochs; one epoch shows every original of the training split once.")
+    lr: float = setting(1e-3, "Peak learning rate of the one-cycle schedule (AdamW).")
+    weight_decay: float = setting(1e-2, "AdamW weight decay.")
+    pct_start: float = setting(0.3, "Fraction of all steps spent raising the learning rate.")
+    loss: str = setting("bce", "Loss from the first epoch: bce or focal.", choices=LOSSES)
+    focal_after: int | None = setting(None, "Switch to focal loss from this epoch on (0-based); default: never.", kind=int)
+    focal_gamma: float = setting(2.0, "Focal loss focusing parameter.")
+    unfreeze_blocks_per_epoch: int = setting(0, "Gradual unfreezing: epoch 0 trains the head only, each later epoch unfreezes this "
                                             "many more blocks from the top; 0 trains everything from the start.")
 
     # Augmentation (the same draws for every crop of a real/fake group)
-    flip_prob: float = option(0.5, "Probability of a horizontal flip.")
-    brightness_prob: float = option(0.3, "Probability of a brightness shift.")
-    brightness_max: float = option(0.1, "Largest brightness shift, as a fraction of full scale.")
-    zoom_prob: float = option(0.3, "Probability of a random zoom.")
-    zoom_range: tuple[float, float] = option((1.15, 1.35), "Zoom: the face is shown as if cropped with a margin drawn from this range.")
-    crappify_prob: float = option(0.1, "Probability of shrinking the crop to --crappify-size and back (low-quality video).")
-    crappify_size: int = option(64, "Side the crop is shrunk to by crappify.")
-    merge_prob: float = option(0.0, "Probability of replacing a crop's right half with another crop's of the same label.")
-    mixup_prob: float = option(0.0, "Probability per batch of mixup.")
-    mixup_alpha: float = option(0.4, "Mixup's Beta(alpha, alpha) for the mixing weight.")
+    flip_prob: float = setting(0.5, "Probability of a horizontal flip.")
+    brightness_prob: float = setting(0.3, "Probability of a brightness shift.")
+    brightness_max: float = setting(0.1, "Largest brightness shift, as a fraction of full scale.")
+    zoom_prob: float = setting(0.3, "Probability of a random zoom.")
+    zoom_range: tuple[float, float] = setting((1.15, 1.35), "Zoom: the face is shown as if cropped with a margin drawn from this range.")
+    crappify_prob: float = setting(0.1, "Probability of shrinking the crop to --crappify-size and back (low-quality video).")
+    crappify_size: int = setting(64, "Side the crop is shrunk to by crappify.")
+    merge_prob: float = setting(0.0, "Probability of replacing a crop's right half with another crop's of the same label.")
+    mixup_prob: float = setting(0.0, "Probability per batch of mixup.")
+    mixup_alpha: float = setting(0.4, "Mixup's Beta(alpha, alpha) for the mixing weight.")
 
     # Evaluation: the kernel's clipping, so validation logloss is the competition's
-    eval_batch_size: int = option(64, "Crops per forward pass when scoring a split.")
-    clip_min: float = option(InferenceConfig.clip_min, "Lower clip of crop and video probabilities (the competition metric).")
-    clip_max: float = option(InferenceConfig.clip_max, "Upper clip of crop and video probabilities.")
+    eval_batch_size: int = setting(64, "Crops per forward pass when scoring a split.")
+    clip_min: float = setting(InferenceConfig.clip_min, "Lower clip of crop and video probabilities (the competition metric).")
+    clip_max: float = setting(InferenceConfig.clip_max, "Upper clip of crop and video probabilities.")
 
     # Runtime
-    seed: int = option(0, "Seed of the weights, the batches and the augmentations.")
-    device: str = option("auto", "auto: CUDA when available (cuda:LOCAL_RANK under torchrun), else CPU; or a torch device.")
-    amp: bool = option(True, "fp16 autocast with gradient scaling on CUDA (ignored on CPU).")
+    seed: int = setting(0, "Seed of the weights, the batches and the augmentations.")
+    device: str = setting("auto", "auto: CUDA when available (cuda:LOCAL_RANK under torchrun), else CPU; or a torch device.")
+    amp: bool = setting(True, "fp16 autocast with gradient scaling on CUDA (ignored on CPU).")
 
     def __post_init__(self) -> None:
         for name in ("train_chunks", "val_chunks", "test_chunks"):
@@ -146,48 +135,3 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields: {unknown}")
         return cls(**{name: tuple(value) if isinstance(value, list) else value for name, value in values.items()})
-
-
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One ``--flag`` per ``option`` field of ``cls``; unset flags stay None, so the dataclass default wins.
-
-    Fields that hold a nested config (``ExtractConfig.inference``) get no flag here: their own
-    flags are added by their own module.
-    """
-    group = parser.add_argument_group(title)
-    for item in fields(cls):
-        if "help" not in item.metadata:
-            continue
-        default = _default(item)
-        flag = "--" + item.name.replace("_", "-")
-        extra = {"help": f"{item.metadata['help']} (default: {_shown(default)})", "default": None, "metavar": item.metadata["metavar"]}
-        if isinstance(default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, help=extra["help"], default=None)
-        elif item.metadata["parse"] is not None:
-            group.add_argument(flag, type=str, **extra)
-        elif isinstance(default, tuple):
-            group.add_argument(flag, type=type(default[0]), nargs=len(default), **{**extra, "metavar": "X"})
-        else:
-            group.add_argument(flag, type=item.metadata["kind"] or type(default), choices=item.metadata["choices"], **extra)
-
-
-def dataclass_from_args(cls: Callable[..., Config], args: argparse.Namespace, base: Config | None = None, **extra: Any) -> Config:
-    """``base`` (default: ``cls(**extra)``) with every flag the user set; bad values raise ValueError
-    with the field's own message."""
-    chosen = {}
-    for item in fields(cls):  # type: ignore[arg-type]
-        value = getattr(args, item.name, None)
-        if value is not None:
-            parse = item.metadata.get("parse")
-            chosen[item.name] = parse(value) if parse else tuple(value) if isinstance(value, list) else value
-    return replace(base if base is not None else cls(**extra), **chosen)  # type: ignore[type-var]
-
-
-def _default(item: Field) -> Any:
-    return item.default if item.default is not MISSING else None
-
-
-def _shown(default: Any) -> str:
-    if isinstance(default, tuple) and len(default) == 2 and all(isinstance(v, int) for v in default):
-        return f"{default[0]}/{default[1]}"
-    return repr(default) if isinstance(default, str) else str(default)

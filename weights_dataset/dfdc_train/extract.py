@@ -26,13 +26,13 @@ import cv2
 import numpy as np
 
 from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
-from dfdc_infer.config import add_config_arguments, config_from_args
+from dfdc_infer.config import add_config_arguments, add_dataclass_arguments, config_from_args, dataclass_from_args
 from dfdc_infer.cropping import crop_face, select_faces, square_crop_box
 from dfdc_infer.face_detection import FaceDetector, create_detector
 from dfdc_infer.progress import ProgressLine, format_duration
 from dfdc_infer.video_reading import VideoReadError, read_video
 
-from .config import ExtractConfig, add_dataclass_arguments, dataclass_from_args
+from .config import ExtractConfig
 from .crop_index import DoneList, VideoRecord, check_settings, write_index
 from .layout import Chunk, VideoEntry, find_chunks, format_chunk_spec, read_metadata, shard_chunks
 

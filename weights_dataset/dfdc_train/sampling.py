@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 FrameKey = tuple[int, int]
 """(frame number, face rank in the frame): which crops of two videos show the same moment."""
 
@@ -127,7 +129,8 @@ def make_group(original: Original, sampler: str, rng: np.random.Generator) -> Gr
     return Group(items, int(rng.integers(2**63)))
 
 
-def _pick(options: list, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+def _pick(options: list[T], rng: np.random.Generator) -> T:
+    """One of ``options`` (sorted by the caller, so the draw does not depend on dict order)."""
     return options[int(rng.integers(len(options)))]
 
 

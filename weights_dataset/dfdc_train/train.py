@@ -30,12 +30,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
+from dfdc_infer.config import add_dataclass_arguments, dataclass_from_args
 from dfdc_infer.models import ModelSpec, create_network, preprocess, read_checkpoint
 from dfdc_infer.progress import ProgressLine, format_duration
 
 from . import distributed
 from .checkpoints import load_training_state, save_model, save_training_state
-from .config import TrainConfig, add_dataclass_arguments, dataclass_from_args
+from .config import TrainConfig
 from .crop_index import read_index, read_settings
 from .data import TrainBatches, single_threaded_opencv
 from .distributed import Distributed
@@ -187,11 +188,10 @@ def save_epoch(out_dir: Path, model: nn.Module, spec: ModelSpec, config: TrainCo
     write_history(history, out_dir)
 
 
-def with_meta(spec: ModelSpec, config: TrainConfig, data: TrainingData, history: list[dict[str, Any]],
-              extra_metrics: dict[str, float] | None = None) -> ModelSpec:
+def with_meta(spec: ModelSpec, config: TrainConfig, data: TrainingData, history: list[dict[str, Any]]) -> ModelSpec:
     """``spec`` carrying what the checkpoint's last epoch scored and everything that made it."""
     metrics = {name: value for name, value in history[-1].items() if name.startswith(("val_", "train_"))}
-    meta = {"trained": True, "epoch": history[-1]["epoch"], "metrics": {**metrics, **(extra_metrics or {})},
+    meta = {"trained": True, "epoch": history[-1]["epoch"], "metrics": metrics,
             "train_config": config.to_dict(), "extraction": data.settings, "history": history}
     return ModelSpec(spec.arch, spec.input_size, spec.mean, spec.std, meta)
 

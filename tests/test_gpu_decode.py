@@ -1,0 +1,150 @@
+"""GPU decode: the reader choice and its fallback, the torch (GPU) frame path, and the self-check.
+
+Without CUDA the real ``nvdec`` backend cannot run; its choice and fallback are tested as they
+happen here, and everything it hands on (frames as a torch tensor) is tested with CPU tensors from
+a stand-in backend registered under its name. The tests that need NVDEC skip without CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfdc_infer import video_reading
+from dfdc_infer.config import InferenceConfig
+from dfdc_infer.cropping import crop_frames
+from dfdc_infer.face_detection import create_detector
+from dfdc_infer.run import run_submission
+from dfdc_infer.video_reading import (
+    READERS,
+    SampledFrames,
+    choose_reader,
+    create_reader,
+    gpu_reader_mismatch,
+    read_video,
+    upright,
+)
+
+CUDA = torch.cuda.is_available()
+
+
+def a_face_video(data: Path) -> Path:
+    faces = json.loads((data / "faces.json").read_text())
+    return data / "test_videos" / next(name for name, frames in sorted(faces.items()) if all(frames))
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe() -> Iterator[None]:
+    """The nvdec availability probe is cached per process; each test starts without it."""
+    video_reading._nvdec_unavailable.cache_clear()
+    yield
+    video_reading._nvdec_unavailable.cache_clear()
+
+
+class TensorDecord:
+    """Stands in for ``nvdec`` on a CPU machine: decord's frames, handed on as a torch tensor."""
+
+    swap_channels = False
+
+    def read(self, path: Path, frame_step: int, frames_per_video: int | None) -> SampledFrames:
+        sample = create_reader("decord").read(path, frame_step, frames_per_video)
+        frames = sample.frames[..., ::-1] if self.swap_channels else sample.frames
+        return SampledFrames(torch.from_numpy(frames.copy()), sample.indices, sample.total_frames, "nvdec")
+
+
+class SwappedChannels(TensorDecord):
+    """A GPU backend with a colour-conversion bug (BGR out): the self-check must catch it."""
+
+    swap_channels = True
+
+
+@pytest.mark.skipif(CUDA, reason="checks the no-CUDA fallback")
+def test_auto_and_nvdec_fall_back_to_decord_without_cuda_and_say_why(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="dfdc_infer.video_reading"):
+        assert choose_reader("auto") == "decord"
+        assert choose_reader("nvdec") == "decord"
+    messages = [(record.levelname, record.message) for record in caplog.records]
+    reason = "GPU decode off (no CUDA device); decoding with decord on the CPU"
+    assert messages == [("INFO", reason), ("WARNING", reason)], "auto is quiet about it, an explicit nvdec warns"
+    assert choose_reader("opencv") == "opencv"
+    with pytest.raises(ValueError, match="unknown video reader 'gpu'"):
+        choose_reader("gpu")
+
+
+@pytest.mark.skipif(CUDA, reason="checks the no-CUDA fallback")
+def test_a_run_asking_for_nvdec_without_cuda_still_scores_every_video(sample_data: Path, checkpoint: Path, tmp_path: Path) -> None:
+    config = InferenceConfig(reader="nvdec")
+    stats = run_submission(config, sample_data / "test_videos", sample_data / "sample_submission.csv", [checkpoint], tmp_path / "s.csv")
+    assert stats.counts["scored"] == 7 and stats.counts["failed"] == 0
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_upright_turns_numpy_and_torch_frames_like_opencv(rotation: int) -> None:
+    frames = np.random.default_rng(rotation).integers(0, 256, size=(2, 6, 10, 3), dtype=np.uint8)
+    opencv = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}[rotation]
+    expected = frames if opencv is None else np.stack([cv2.rotate(frame, opencv) for frame in frames])
+    assert np.array_equal(upright(frames, rotation), expected)
+    assert np.array_equal(upright(torch.from_numpy(frames), rotation).numpy(), expected)
+
+
+def test_torch_frames_give_the_same_faces_and_nearly_the_same_crops(sample_data: Path) -> None:
+    """The GPU path (torch frames: area/bilinear resizing in torch) against the OpenCV path."""
+    config = InferenceConfig()
+    frames = read_video(a_face_video(sample_data), config).frames
+    detector = create_detector(config)
+    on_numpy, on_torch = detector.detect(frames), detector.detect(torch.from_numpy(frames))
+    assert [len(found) for found in on_torch] == [len(found) for found in on_numpy]
+    for mine, theirs in zip(on_torch, on_numpy):
+        assert np.abs(mine[:, :4] - theirs[:, :4]).max() < 4.0, "boxes agree within a few pixels"
+    numpy_crops, numpy_owner = crop_frames(frames, on_numpy, 224)
+    torch_crops, torch_owner = crop_frames(torch.from_numpy(frames), on_numpy, 224)
+    assert isinstance(torch_crops, np.ndarray) and torch_crops.dtype == np.uint8
+    assert np.array_equal(numpy_owner, torch_owner) and torch_crops.shape == numpy_crops.shape
+    assert np.abs(torch_crops.astype(int) - numpy_crops).mean() < 1.5
+
+
+def test_a_gpu_backend_passing_the_self_check_scores_through_the_torch_path(
+    sample_data: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(READERS, "nvdec", TensorDecord)
+    videos, sample = sample_data / "test_videos", sample_data / "sample_submission.csv"
+    with caplog.at_level(logging.INFO):
+        stats = run_submission(InferenceConfig(), videos, sample, [checkpoint], tmp_path / "gpu.csv")
+    assert stats.counts == {"scored": 7, "no_face": 1, "failed": 0, "missing": 0, "out_of_time": 0}
+    assert any("mean difference from decord 0.00 levels" in record.message for record in caplog.records)
+    assert not any("GPU decode off" in record.message for record in caplog.records)
+    run_submission(InferenceConfig(reader="decord"), videos, sample, [checkpoint], tmp_path / "cpu.csv")
+    gpu, cpu = pd.read_csv(tmp_path / "gpu.csv"), pd.read_csv(tmp_path / "cpu.csv")
+    assert gpu["filename"].tolist() == cpu["filename"].tolist()
+    assert np.abs(gpu["label"] - cpu["label"]).max() < 2e-3
+
+
+def test_a_gpu_backend_with_wrong_colours_is_caught_and_the_run_decodes_on_the_cpu(
+    sample_data: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(READERS, "nvdec", SwappedChannels)
+    problem = gpu_reader_mismatch(a_face_video(sample_data), InferenceConfig())
+    assert problem is not None and "nvdec frames differ from decord's by" in problem
+    videos, sample = sample_data / "test_videos", sample_data / "sample_submission.csv"
+    with caplog.at_level(logging.WARNING):
+        stats = run_submission(InferenceConfig(), videos, sample, [checkpoint], tmp_path / "s.csv")
+    assert stats.counts["scored"] == 7
+    assert any(record.message.startswith("GPU decode off for this run") for record in caplog.records)
+
+
+@pytest.mark.skipif(not CUDA, reason="needs CUDA (NVDEC)")
+def test_nvdec_reads_upright_frames_that_match_decord(sample_data: Path, tmp_path: Path) -> None:
+    if choose_reader("nvdec") != "nvdec":
+        pytest.skip(f"nvdec cannot run here: {video_reading._nvdec_unavailable()}")
+    path = a_face_video(sample_data)
+    sample = create_reader("nvdec").read(path, 10, None)
+    assert sample.frames.is_cuda and sample.frames.dtype == torch.uint8
+    assert gpu_reader_mismatch(path, InferenceConfig()) is None
