@@ -35,7 +35,9 @@ let a false positive through in our checks; 2 matched the reference as well as 4
 
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:
-    return (images - 127.5) / 128.0
+    """MTCNN's input scaling, in channels_last layout: the nets' convolutions and max-pools run
+    about twice as fast in it on CPU (measured on PNet at 960x540), and no slower on CUDA."""
+    return ((images - 127.5) / 128.0).contiguous(memory_format=torch.channels_last)
 
 
 def _flatten_caffe(features: torch.Tensor) -> torch.Tensor:
@@ -160,9 +162,9 @@ class MTCNN:
         self.device = device
         self.min_face_size = min_face_size
         self.thresholds = tuple(thresholds)
-        self.pnet = load_net(PNet(), weights_dir / "pnet.pt").to(device)
-        self.rnet = load_net(RNet(), weights_dir / "rnet.pt").to(device)
-        self.onet = load_net(ONet(), weights_dir / "onet.pt").to(device)
+        self.pnet = load_net(PNet(), weights_dir / "pnet.pt").to(device, memory_format=torch.channels_last)
+        self.rnet = load_net(RNet(), weights_dir / "rnet.pt").to(device, memory_format=torch.channels_last)
+        self.onet = load_net(ONet(), weights_dir / "onet.pt").to(device, memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def detect(self, images: np.ndarray | torch.Tensor) -> list[np.ndarray]:
@@ -194,7 +196,12 @@ class MTCNN:
     def _propose(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stage 1: PNet windows over the pyramid -> regressed, squared candidates."""
         height, width = batch.shape[2:]
-        levels = [self._scan(batch, scale) for scale in self._pyramid(height, width)]
+        levels, image = [], batch
+        for scale in self._pyramid(height, width):
+            # Each level is shrunk from the one before, not from the full image: area averaging
+            # reads every input pixel, so this costs one full-image read instead of one per level.
+            image = F.interpolate(image, size=(math.ceil(height * scale), math.ceil(width * scale)), mode="area")
+            levels.append(self._scan(image, scale))
         if not levels:  # image smaller than the smallest face looked for
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
         boxes, scores, owner, offsets = (
@@ -203,10 +210,9 @@ class MTCNN:
         keep = nms(boxes, scores, owner, 0.7)
         return _square(_regress(boxes[keep], offsets[keep])), scores[keep], owner[keep]
 
-    def _scan(self, batch: torch.Tensor, scale: float) -> tuple[np.ndarray, ...]:
-        """PNet at one pyramid scale -> windows (in image pixels), scores, owners, offsets."""
-        size = (math.ceil(batch.shape[2] * scale), math.ceil(batch.shape[3] * scale))
-        prob, offsets = self.pnet(_normalise(F.interpolate(batch, size=size, mode="area")))
+    def _scan(self, level: torch.Tensor, scale: float) -> tuple[np.ndarray, ...]:
+        """PNet on the images shrunk by ``scale`` -> windows (in full image pixels), scores, owners, offsets."""
+        prob, offsets = self.pnet(_normalise(level))
         owner, row, col = torch.nonzero(prob >= self.thresholds[0], as_tuple=True)
         corner = torch.stack([col, row], dim=1) * _PNET_STRIDE
         windows = (torch.cat([corner, corner + _PNET_CELL], dim=1) / scale).cpu().numpy()

@@ -49,14 +49,20 @@ TEST_VIDEOS = 4000
 log = logging.getLogger("dfdc_sample.benchmark")
 
 
-def median_seconds(items: Sequence[Path], work: Callable[[Path], object]) -> float:
-    """Median wall seconds of ``work`` over ``items``."""
-    times = []
-    for item in items:
-        started = time.perf_counter()
-        work(item)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def interleaved_medians(items: Sequence[Path], works: dict[str, Callable[[Path], object]], repeats: int) -> dict[str, float]:
+    """Median wall seconds per item of each of ``works``, over ``items`` x ``repeats``.
+
+    The works take turns on each item, so a burst of load from elsewhere on the machine hits all
+    of them alike and the ratios between them stay fair.
+    """
+    times: dict[str, list[float]] = {name: [] for name in works}
+    for _ in range(repeats):
+        for item in items:
+            for name, work in works.items():
+                started = time.perf_counter()
+                work(item)
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def ffmpeg_floor(path: Path) -> None:
@@ -131,10 +137,11 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
     reader_name = choose_reader(config.reader)
     reader = create_reader(reader_name)
 
-    log.info("decode floor (ffmpeg) and every reader that runs here on %d videos", len(paths))
-    floor = median_seconds(paths, ffmpeg_floor)
-    by_reader = {name: median_seconds(paths, lambda p, r=runnable: r.read(p, config.frame_step, config.frames_per_video))
-                 for name, runnable in runnable_readers().items()}
+    log.info("decode floor (ffmpeg) and every reader that runs here on %d videos, %d rounds", len(paths), args.repeats)
+    works = {name: (lambda path, backend=backend: backend.read(path, config.frame_step, config.frames_per_video))
+             for name, backend in runnable_readers().items()}
+    by_reader = interleaved_medians(paths, {"ffmpeg": ffmpeg_floor, **works}, args.repeats)
+    floor = by_reader.pop("ffmpeg")
     opencv, ours = by_reader["opencv"], by_reader[reader_name]
 
     samples = [reader.read(path, config.frame_step, config.frames_per_video) for path in paths]

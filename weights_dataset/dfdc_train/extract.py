@@ -30,7 +30,7 @@ from dfdc_infer.config import add_config_arguments, add_dataclass_arguments, con
 from dfdc_infer.cropping import crop_face, select_faces, square_crop_box
 from dfdc_infer.face_detection import FaceDetector, create_detector
 from dfdc_infer.progress import ProgressLine, format_duration
-from dfdc_infer.video_reading import VideoReadError, read_video
+from dfdc_infer.video_reading import VideoReadError, frames_to_numpy, read_video
 
 from .config import ExtractConfig
 from .crop_index import DoneList, VideoRecord, check_settings, write_index
@@ -136,15 +136,16 @@ def extract_video(path: Path, entry: VideoEntry, chunk: Chunk, detector: FaceDet
         sample = read_video(path, config.inference)
     except VideoReadError as error:
         return VideoRecord(**base, status="failed", reason=f"unreadable ({error})")
+    frames = frames_to_numpy(sample.frames)  # crops go to disk through OpenCV, so host memory
     try:
-        detections = detector.detect(sample.frames)
+        detections = detector.detect(frames)
     except Exception as error:  # like the kernel: one odd video must not end a days-long run
         return VideoRecord(**base, status="failed", reason=f"face detection failed ({type(error).__name__}: {error})")
-    height, width = sample.frames.shape[1:3]
+    height, width = frames.shape[1:3]
     folder = Path("crops") / chunk.name / Path(entry.name).stem
     margin = config.inference.crop_margin
     rows = []
-    for frame, frame_number, found in zip(sample.frames, sample.indices.tolist(), detections):
+    for frame, frame_number, found in zip(frames, sample.indices.tolist(), detections):
         for face, box in enumerate(select_faces(found, config.inference.all_faces)):
             relative = folder / f"{frame_number:05d}_{face}.{config.image_format}"
             save_crop(out_dir / relative, crop_face(frame, box, config.crop_size, margin), config)
