@@ -196,12 +196,13 @@ class MTCNN:
     def _propose(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stage 1: PNet windows over the pyramid -> regressed, squared candidates."""
         height, width = batch.shape[2:]
-        levels, image = [], batch
+        # Every level is resampled from the full image, as the reference MTCNN does: shrinking each
+        # level from a smaller one is up to 24% faster on CPU but blurs a little more per step,
+        # which lost borderline faces (3 of 490 on generated videos) and moved boxes by a few pixels.
+        levels = []
         for scale in self._pyramid(height, width):
-            # Each level is shrunk from the one before, not from the full image: area averaging
-            # reads every input pixel, so this costs one full-image read instead of one per level.
-            image = F.interpolate(image, size=(math.ceil(height * scale), math.ceil(width * scale)), mode="area")
-            levels.append(self._scan(image, scale))
+            level = F.interpolate(batch, size=(math.ceil(height * scale), math.ceil(width * scale)), mode="area")
+            levels.append(self._scan(level, scale))
         if not levels:  # image smaller than the smallest face looked for
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
         boxes, scores, owner, offsets = (
