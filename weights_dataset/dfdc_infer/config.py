@@ -60,7 +60,7 @@ class InferenceConfig:
 
     # Hardware
     device: str = setting("auto", "``auto`` picks CUDA when available, else CPU; or any torch device string.")
-    fp16: bool = setting(True, "Use fp16 autocast on CUDA (ignored on CPU; models run channels_last everywhere).")
+    fp16: bool = setting(True, "Use fp16 autocast and channels_last on CUDA (ignored on CPU).")
 
     def __post_init__(self) -> None:
         if self.frame_step < 1:

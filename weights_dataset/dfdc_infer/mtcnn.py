@@ -35,8 +35,8 @@ let a false positive through in our checks; 2 matched the reference as well as 4
 
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:
-    """MTCNN's input scaling, in channels_last layout: the nets' convolutions and max-pools run
-    about twice as fast in it on CPU (measured on PNet at 960x540), and no slower on CUDA."""
+    """MTCNN's input scaling, in channels_last layout like the nets' weights: detection on 30
+    1080p frames took 4.8-5.3 s instead of 6.0-6.2 s on this project's 2-core CPU."""
     return ((images - 127.5) / 128.0).contiguous(memory_format=torch.channels_last)
 
 
