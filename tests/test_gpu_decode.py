@@ -23,6 +23,7 @@ from dfdc_infer.config import InferenceConfig
 from dfdc_infer.cropping import crop_frames
 from dfdc_infer.face_detection import create_detector
 from dfdc_infer.run import run_submission
+from dfdc_sample.generate import write_video
 from dfdc_infer.video_reading import (
     READERS,
     SampledFrames,
@@ -93,6 +94,21 @@ def test_upright_turns_numpy_and_torch_frames_like_opencv(rotation: int) -> None
     expected = frames if opencv is None else np.stack([cv2.rotate(frame, opencv) for frame in frames])
     assert np.array_equal(upright(frames, rotation), expected)
     assert np.array_equal(upright(torch.from_numpy(frames), rotation).numpy(), expected)
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_upright_by_the_containers_angle_matches_opencvs_own_autorotation(tmp_path: Path, rotation: int) -> None:
+    """What ``nvdec`` does with raw decoded frames, checked on a rotated video against OpenCV."""
+    frames = np.zeros((3, 48, 80, 3), dtype=np.uint8)
+    frames[:, :12, :20] = 255  # a bright top-left corner shows which way the frame was turned
+    path = write_video(tmp_path / "rotated.mp4", frames, rotation=rotation)
+    capture = cv2.VideoCapture(str(path))
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+    raw = np.stack([cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(3)])
+    capture.release()
+    assert raw.shape[1:3] == (48, 80), "decoded as stored, not yet turned"
+    turned = upright(torch.from_numpy(raw), video_reading._display_rotation(path)).numpy()
+    assert np.array_equal(turned, create_reader("opencv").read(path, 1, None).frames)
 
 
 def test_torch_frames_give_the_same_faces_and_nearly_the_same_crops(sample_data: Path) -> None:
