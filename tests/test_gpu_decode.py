@@ -43,11 +43,11 @@ def a_face_video(data: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fresh_probe() -> Iterator[None]:
-    """The nvdec availability probe is cached per process; each test starts without it."""
-    video_reading._nvdec_unavailable.cache_clear()
+def fresh_choice() -> Iterator[None]:
+    """The reader choice is made once per process; each test starts without it."""
+    choose_reader.cache_clear()
     yield
-    video_reading._nvdec_unavailable.cache_clear()
+    choose_reader.cache_clear()
 
 
 class TensorDecord:
@@ -72,6 +72,7 @@ def test_auto_and_nvdec_fall_back_to_decord_without_cuda_and_say_why(caplog: pyt
     with caplog.at_level(logging.INFO, logger="dfdc_infer.video_reading"):
         assert choose_reader("auto") == "decord"
         assert choose_reader("nvdec") == "decord"
+        assert choose_reader("auto") == "decord", "asked again (read_video asks per video): no new log line"
     messages = [(record.levelname, record.message) for record in caplog.records]
     reason = "GPU decode off (no CUDA device); decoding with decord on the CPU"
     assert messages == [("INFO", reason), ("WARNING", reason)], "auto is quiet about it, an explicit nvdec warns"

@@ -107,9 +107,14 @@ def create_reader(name: str) -> FrameReader:
     return READERS[_known(name)]()
 
 
+@functools.cache
 def choose_reader(name: str) -> str:
     """The backend that will actually decode: ``auto`` is ``nvdec`` where it can run, else
-    ``decord``; a named backend that cannot run here also falls back to ``decord``. Logged once."""
+    ``decord``; a named backend that cannot run here also falls back to ``decord``.
+
+    Decided (and logged) once per name and process: ``read_video`` asks for every video, and
+    whether this machine can decode on its GPU does not change during a run.
+    """
     if name not in ("auto", "nvdec"):
         return _known(name)
     reason = _nvdec_unavailable()
@@ -125,9 +130,8 @@ def _known(name: str) -> str:
     return name
 
 
-@functools.cache
 def _nvdec_unavailable() -> str | None:
-    """Why ``nvdec`` cannot run on this machine, or None; probed once per process."""
+    """Why ``nvdec`` cannot run on this machine, or None."""
     try:
         create_reader("nvdec")
     except ReaderUnavailable as error:
