@@ -11,9 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .video_reading import Frames
+from .video_reading import Frames, resize_frames
 
 
 def select_faces(detections: np.ndarray, all_faces: bool = False) -> np.ndarray:
@@ -56,12 +55,7 @@ def crop_face(frame: Frames, box: np.ndarray, size: int, margin: float = 1.3) ->
     patch = frame[top:bottom, left:right]
     shrink = patch.shape[0] > size
     if isinstance(patch, torch.Tensor):
-        image = patch.permute(2, 0, 1)[None].float()
-        if shrink:
-            resized = F.interpolate(image, size=(size, size), mode="area")
-        else:
-            resized = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False)
-        return resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
+        return resize_frames(patch[None], (size, size), "area" if shrink else "bilinear")[0]
     return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 

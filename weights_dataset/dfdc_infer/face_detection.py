@@ -24,13 +24,12 @@ from typing import Protocol
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .config import InferenceConfig
 from .detector_weights import default_weights_dir, fetch_mtcnn_weights, find_mtcnn_weights
 from .device import resolve_device
 from .mtcnn import MTCNN
-from .video_reading import Frames, frames_to_numpy
+from .video_reading import Frames, frames_to_numpy, resize_frames
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +109,7 @@ def _downscale(frames: Frames, scale: float) -> Frames:
     height, width = frames.shape[1:3]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if isinstance(frames, torch.Tensor):
-        small = F.interpolate(frames.permute(0, 3, 1, 2).float(), size=size[::-1], mode="area")
-        return small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        return resize_frames(frames, size[::-1], "area")
     return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
 
 

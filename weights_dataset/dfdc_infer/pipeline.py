@@ -13,6 +13,7 @@ a row for every video.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import deque
@@ -160,7 +161,8 @@ class VideoScorer:
         if self.config.reader != "nvdec":
             return
         problem = "no video to check it on"
-        for path in [video_dir / name for name in filenames if (video_dir / name).is_file()][:tries]:
+        on_disk = (video_dir / name for name in filenames if (video_dir / name).is_file())
+        for path in itertools.islice(on_disk, tries):
             try:
                 problem = gpu_reader_mismatch(path, self.config)
                 break

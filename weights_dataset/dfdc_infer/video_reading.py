@@ -144,6 +144,17 @@ def frames_to_numpy(frames: Frames) -> np.ndarray:
     return frames.cpu().numpy() if isinstance(frames, torch.Tensor) else frames
 
 
+def resize_frames(frames: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """(N, H, W, 3) uint8 frames on any device -> (N, size[0], size[1], 3) uint8, on that device.
+
+    The torch twin of ``cv2.resize`` for frames that live on the GPU: ``mode`` is ``"area"``
+    (INTER_AREA, for shrinking) or ``"bilinear"`` (INTER_LINEAR, half-pixel centres).
+    """
+    options = {"align_corners": False} if mode == "bilinear" else {}
+    resized = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2).float(), size=size, mode=mode, **options)
+    return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
 def upright(frames: Frames, rotation: int) -> Frames:
     """Apply a container's display rotation (degrees clockwise, as OpenCV reports it) to frames."""
     turns = {0: 0, 90: -1, 180: 2, 270: 1}[rotation % 360]  # rot90 turns counter-clockwise
