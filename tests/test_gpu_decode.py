@@ -26,6 +26,7 @@ from dfdc_infer.run import run_submission
 from dfdc_sample.generate import write_video
 from dfdc_infer.video_reading import (
     READERS,
+    FrameSampling,
     SampledFrames,
     choose_reader,
     create_reader,
@@ -55,8 +56,8 @@ class TensorDecord:
 
     swap_channels = False
 
-    def read(self, path: Path, frame_step: int, frames_per_video: int | None) -> SampledFrames:
-        sample = create_reader("decord").read(path, frame_step, frames_per_video)
+    def read(self, path: Path, sampling: FrameSampling) -> SampledFrames:
+        sample = create_reader("decord").read(path, sampling)
         frames = sample.frames[..., ::-1] if self.swap_channels else sample.frames
         return SampledFrames(torch.from_numpy(frames.copy()), sample.indices, sample.total_frames, "nvdec")
 
@@ -109,7 +110,7 @@ def test_upright_by_the_containers_angle_matches_opencvs_own_autorotation(tmp_pa
     capture.release()
     assert raw.shape[1:3] == (48, 80), "decoded as stored, not yet turned"
     turned = upright(torch.from_numpy(raw), video_reading._display_rotation(path)).numpy()
-    assert np.array_equal(turned, create_reader("opencv").read(path, 1, None).frames)
+    assert np.array_equal(turned, create_reader("opencv").read(path, FrameSampling(1)).frames)
 
 
 def test_torch_frames_give_the_same_faces_and_nearly_the_same_crops(sample_data: Path) -> None:
@@ -162,6 +163,6 @@ def test_nvdec_reads_upright_frames_that_match_decord(sample_data: Path, tmp_pat
     if choose_reader("nvdec") != "nvdec":
         pytest.skip(f"nvdec cannot run here: {video_reading._nvdec_unavailable()}")
     path = a_face_video(sample_data)
-    sample = create_reader("nvdec").read(path, 10, None)
+    sample = create_reader("nvdec").read(path, FrameSampling(10))
     assert sample.frames.is_cuda and sample.frames.dtype == torch.uint8
     assert gpu_reader_mismatch(path, InferenceConfig()) is None

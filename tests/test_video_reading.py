@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dfdc_infer.config import InferenceConfig
-from dfdc_infer.video_reading import CPU_READERS, VideoReadError, create_reader, read_video, sample_indices
+from dfdc_infer.video_reading import CPU_READERS, FrameSampling, VideoReadError, create_reader, read_video
 from dfdc_sample.generate import write_video
 
 
@@ -47,47 +47,55 @@ def frame_number(frame: np.ndarray) -> int:
     return int(round((float(np.median(frame)) - 16) / 8))
 
 
-def test_sample_indices_every_nth_and_evenly_spaced() -> None:
-    assert sample_indices(300, 10).tolist() == list(range(0, 300, 10))
-    assert len(sample_indices(300, 10)) == 30
-    assert sample_indices(25, 10).tolist() == [0, 10, 20]
-    assert sample_indices(25, 10, frames_per_video=4).tolist() == [0, 8, 16, 24]
-    assert sample_indices(3, 10, frames_per_video=32).tolist() == [0, 1, 2]
-    assert sample_indices(1, 10).tolist() == [0]
-    assert sample_indices(0, 10).tolist() == []
+def test_sampling_every_nth_and_evenly_spaced() -> None:
+    assert FrameSampling(10).indices(300).tolist() == list(range(0, 300, 10))
+    assert FrameSampling(10).indices(25).tolist() == [0, 10, 20]
+    assert FrameSampling(10, frames_per_video=4).indices(25).tolist() == [0, 8, 16, 24]
+    assert FrameSampling(10, frames_per_video=32).indices(3).tolist() == [0, 1, 2]
+    assert FrameSampling(10).indices(1).tolist() == [0]
+    assert FrameSampling(10).indices(0).tolist() == []
+
+
+def test_floor_rounding_is_numpy_linspace_truncated_to_int() -> None:
+    """The 1st place's kernel: ``np.linspace(0, count - 1, 32, dtype=int)`` truncates, ours rounds by default."""
+    for count in (32, 33, 64, 100, 299, 300, 301):
+        expected = np.linspace(0, count - 1, 32).astype(int).tolist()
+        assert FrameSampling(frames_per_video=32, rounding="floor").indices(count).tolist() == expected
+    assert FrameSampling(frames_per_video=32, rounding="floor").indices(300)[:3].tolist() == [0, 9, 19]
+    assert FrameSampling(frames_per_video=32).indices(300)[:3].tolist() == [0, 10, 19]
 
 
 @pytest.mark.parametrize("backend", CPU_READERS)
 def test_backend_returns_the_sampled_frames_with_their_indices(videos: dict[str, Path], backend: str) -> None:
-    sample = create_reader(backend).read(videos["plain"], 10, None)
+    sample = create_reader(backend).read(videos["plain"], FrameSampling(10))
     assert sample.indices.tolist() == [0, 10, 20]
     assert sample.frames.shape == (3, 96, 160, 3) and sample.frames.dtype == np.uint8
     assert [frame_number(frame) for frame in sample.frames] == [0, 10, 20]
     assert sample.total_frames == 25
     assert sample.backend == backend
 
-    spaced = create_reader(backend).read(videos["plain"], 10, 4)
+    spaced = create_reader(backend).read(videos["plain"], FrameSampling(10, 4))
     assert spaced.indices.tolist() == [0, 8, 16, 24]
     assert [frame_number(frame) for frame in spaced.frames] == [0, 8, 16, 24]
 
 
 def test_backends_agree_pixel_for_pixel(videos: dict[str, Path]) -> None:
-    decord_frames = create_reader("decord").read(videos["plain"], 5, None).frames
-    opencv_frames = create_reader("opencv").read(videos["plain"], 5, None).frames
+    decord_frames = create_reader("decord").read(videos["plain"], FrameSampling(5)).frames
+    opencv_frames = create_reader("opencv").read(videos["plain"], FrameSampling(5)).frames
     assert decord_frames.shape == opencv_frames.shape
     assert np.abs(decord_frames.astype(int) - opencv_frames).mean() < 1.0
 
 
 @pytest.mark.parametrize("backend", CPU_READERS)
 def test_rotation_metadata_gives_upright_portrait_frames(videos: dict[str, Path], backend: str) -> None:
-    sample = create_reader(backend).read(videos["rotated"], 10, None)
+    sample = create_reader(backend).read(videos["rotated"], FrameSampling(10))
     assert sample.frames.shape[1:] == (160, 96, 3), "a 90-degree display rotation must swap width and height"
     assert [frame_number(frame) for frame in sample.frames] == [0, 10, 20]
 
 
 def test_backends_agree_on_the_rotated_video(videos: dict[str, Path]) -> None:
-    decord_frames = create_reader("decord").read(videos["rotated"], 10, None).frames
-    opencv_frames = create_reader("opencv").read(videos["rotated"], 10, None).frames
+    decord_frames = create_reader("decord").read(videos["rotated"], FrameSampling(10)).frames
+    opencv_frames = create_reader("opencv").read(videos["rotated"], FrameSampling(10)).frames
     assert np.abs(decord_frames.astype(int) - opencv_frames).mean() < 1.0
 
 

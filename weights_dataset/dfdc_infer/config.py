@@ -1,8 +1,11 @@
-"""The one configuration object passed down through every stage.
+"""The one configuration object passed down through every stage, and the named presets of it.
 
-Defaults are the competition's (DFDC write-ups): every 10th frame, the largest face, crops enlarged
-1.3x, predictions clipped to [0.01, 0.99], 0.5 for any video we cannot score. The CLI maps its
-flags onto these fields; nothing reads settings from anywhere else.
+The defaults are the ``seed`` preset, the recipe this product started from: every 10th frame, the
+largest face, square crops enlarged 1.3x, the mean over crops and models, predictions clipped to
+[0.01, 0.99], 0.5 for any video we cannot score. A preset (``PRESETS``, ``--preset NAME``) is a
+named bundle of field values, e.g. ``dfdc-1st``, the DFDC 1st place's published inference recipe;
+flags given on the command line override it. The CLI maps its flags onto these fields; nothing
+reads settings from anywhere else.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any, Callable, TypeVar
+
+from .registry import Registry
 
 Config = TypeVar("Config")
 
@@ -33,6 +38,8 @@ class InferenceConfig:
     reader: str = setting("auto", "Decode backend by name (``video_reading.READERS``): ``auto`` (``nvdec`` on the GPU where it works, else ``decord``), ``nvdec``, ``decord``, ``opencv``.")
     frame_step: int = setting(10, "Sample every Nth frame (0, N, 2N, ...). Ignored when ``frames_per_video`` is set.")
     frames_per_video: int | None = setting(None, "If set, sample this many evenly spaced frames instead of every ``frame_step``-th.", kind=int)
+    frame_rounding: str = setting("round", "How evenly spaced positions become frame numbers: ``round`` to the nearest, or ``floor`` "
+                                  "(``np.linspace(..., dtype=int)``, the 1st place's).", choices=("round", "floor"))
     decode_workers: int = setting(2, "Background threads decoding the next videos while faces are detected and classified.")
     prefetch_videos: int = setting(4, "At most this many decoded videos wait in memory (bounds RAM whatever the video count).")
 
@@ -42,13 +49,24 @@ class InferenceConfig:
     min_face_size: int = setting(40, "Smallest face side to look for, in full-resolution pixels.")
     detector_thresholds: tuple[float, float, float] = setting((0.6, 0.7, 0.8), "MTCNN's per-stage face-probability thresholds (P-, R-, O-Net).")
     detector_batch_size: int = setting(16, "Frames passed to the detector at once.")
+    detector_resize: str = setting("area", "How frames are shrunk for the detector: ``area`` (averaging, where the frames are) or ``pil`` "
+                                   "(PIL's ``Image.resize`` with its default filter to floor(side x scale), as the 1st place's kernel).",
+                                   choices=("area", "pil"))
+    clip_boxes: bool = setting(True, "Clip face boxes to the frame; off keeps the detector's raw boxes (facenet-pytorch's, "
+                               "which may reach past the edge), as the 1st place's crops use them.")
 
     # Cropping
-    all_faces: bool = setting(False, "Score every detected face per frame instead of only the largest one.")
-    crop_margin: float = setting(1.3, "The square crop's side is this factor times the face box's longer side.")
+    all_faces: bool = setting(False, "Score every detected face per frame (largest first) instead of only the largest one.")
+    crop_geometry: str = setting("square", "How a face box becomes a crop (``cropping.CROP_GEOMETRIES``): ``square`` (crop_margin x the "
+                                 "longer side, kept inside the frame) or ``dfdc-1st`` (the box widened by a third on each side, cut at "
+                                 "the frame, resized keeping its aspect and centred on black).")
+    crop_margin: float = setting(1.3, "The square crop's side is this factor times the face box's longer side (``square`` geometry).")
+    max_crops_per_video: int | None = setting(None, "Score at most this many crops per video (the first ones, frame by frame).", kind=int)
 
     # Classification and aggregation
     batch_size: int = setting(32, "Face crops per model forward pass (crops from several videos share a batch).")
+    aggregation: str = setting("mean", "Per-model rule from crop probabilities to one per video (``aggregation.AGGREGATIONS``): ``mean`` "
+                               "or ``confident`` (the 1st place's); the models' results are then averaged.")
     clip_min: float = setting(0.01, "Lower clip of every submitted label (bounds logloss per video).")
     clip_max: float = setting(0.99, "Upper clip of every submitted label.")
     fallback_label: float = setting(0.5, "Written for a video that fails to decode, has no face, or is missing on disk.")
@@ -69,6 +87,8 @@ class InferenceConfig:
             raise ValueError(f"frames_per_video must be >= 1, got {self.frames_per_video}")
         if not 0.0 < self.detector_scale <= 1.0:
             raise ValueError(f"detector_scale must be in (0, 1], got {self.detector_scale}")
+        if self.max_crops_per_video is not None and self.max_crops_per_video < 1:
+            raise ValueError(f"max_crops_per_video must be >= 1, got {self.max_crops_per_video}")
         if self.crop_margin < 1.0:
             raise ValueError(f"crop_margin must be >= 1, got {self.crop_margin}")
         if not 0.0 <= self.clip_min < self.clip_max <= 1.0:
@@ -134,13 +154,46 @@ def dataclass_from_args(cls: Callable[..., Config], args: argparse.Namespace, ba
     return replace(base if base is not None else cls(**extra), **chosen)  # type: ignore[type-var]
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A named, documented bundle of ``InferenceConfig`` values (the rest keep their defaults)."""
+
+    summary: str
+    values: dict[str, Any]
+
+    def config(self) -> InferenceConfig:
+        return InferenceConfig().updated(self.values)
+
+
+PRESETS: Registry[Preset] = Registry("preset")
+PRESETS.add("seed", Preset("this product's defaults: every 10th frame, the largest face, a square crop x1.3, the mean, clip [0.01, 0.99]", {}))
+PRESETS.add("dfdc-1st", Preset(
+    "the DFDC 1st place's kernel (selimsef/dfdc_deepfake_challenge): 32 frames (linspace, truncated), MTCNN 0.7/0.8/0.8 on "
+    "frames halved with PIL, every face, the box widened by a third and centred on black, at most 127 crops, the confident "
+    "strategy per model, no clipping; use with checkpoints from `import-checkpoint --from dfdc-1st` (input 380)",
+    {"frames_per_video": 32, "frame_rounding": "floor", "detector": "mtcnn", "detector_thresholds": (0.7, 0.8, 0.8),
+     "min_face_size": 40, "detector_scale": 0.5, "detector_resize": "pil", "clip_boxes": False, "all_faces": True,
+     "crop_geometry": "dfdc-1st", "max_crops_per_video": 127, "aggregation": "confident", "clip_min": 0.0, "clip_max": 1.0},
+))
+
+
+def preset_config(name: str) -> InferenceConfig:
+    """The configuration of preset ``name``; an unknown name lists the known ones."""
+    return PRESETS.get(name).config()
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``InferenceConfig`` flags, shared by every command that runs the pipeline."""
+    """``--preset`` and the ``InferenceConfig`` flags, shared by every command that runs the pipeline."""
+    listing = "; ".join(f"{name}: {PRESETS.get(name).summary}" for name in PRESETS)
+    parser.add_argument("--preset", default="seed", metavar="NAME",
+                        help=f"named bundle of inference settings that the flags below override (default: seed). {listing}")
     add_dataclass_arguments(parser, InferenceConfig, "inference settings")
 
 
 def config_from_args(args: argparse.Namespace, base: InferenceConfig | None = None) -> InferenceConfig:
-    """``base`` (default: the competition defaults) with every inference flag the user did set."""
+    """``base`` (default: the ``--preset``'s, else the defaults) with every inference flag the user did set."""
+    if base is None:
+        base = preset_config(getattr(args, "preset", None) or "seed")
     return dataclass_from_args(InferenceConfig, args, base)
 
 

@@ -29,6 +29,7 @@ from .config import InferenceConfig
 from .detector_weights import default_weights_dir, fetch_mtcnn_weights, find_mtcnn_weights
 from .device import resolve_device
 from .mtcnn import MTCNN
+from .registry import Registry
 from .video_reading import Frames, frames_to_numpy, resize_frames
 
 logger = logging.getLogger(__name__)
@@ -42,33 +43,18 @@ class FaceDetector(Protocol):
         ...
 
 
-DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
-
-
-def register_detector(name: str) -> Callable:
-    """Class decorator: make a backend buildable as ``config.detector == name``.
-
-    A backend is called as ``backend(config, weights_dir)`` and must return a ``FaceDetector``.
-    """
-
-    def register(factory: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
-        DETECTORS[name] = factory
-        return factory
-
-    return register
+DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("detector")
+"""Detector backends by name: ``@DETECTORS.register("name")`` on a class built as
+``backend(config, weights_dir)`` that returns a ``FaceDetector``."""
 
 
 def create_detector(config: InferenceConfig, weights_dir: Path | None = None) -> FaceDetector:
-    """Build ``config.detector`` by name; unknown name -> ValueError listing the known names.
+    """Build ``config.detector`` by name; an unknown name lists the known ones.
 
     ``weights_dir`` is where a backend's weights live (the Kaggle dataset passes its own folder);
     ``None`` means the local cache, filled on first use where the backend can fetch its weights.
     """
-    if config.detector not in DETECTORS:
-        raise ValueError(
-            f"unknown detector {config.detector!r}; known: {', '.join(sorted(DETECTORS))}"
-        )
-    return DETECTORS[config.detector](config, weights_dir)
+    return DETECTORS.get(config.detector)(config, weights_dir)
 
 
 class _DownscalingDetector:
@@ -79,11 +65,14 @@ class _DownscalingDetector:
 
     def __init__(self, config: InferenceConfig) -> None:
         self.scale = config.detector_scale
+        self.resize = config.detector_resize
+        self.clip_boxes = config.clip_boxes
         self.batch_size = config.detector_batch_size
 
     def detect(self, frames: Frames) -> list[np.ndarray]:
-        """See ``FaceDetector.detect``. Boxes are clamped to [0, W] x [0, H] (x2 = W is the right
-        edge, usable as an exclusive slice end); boxes left empty by clamping are dropped."""
+        """See ``FaceDetector.detect``. With ``clip_boxes`` (default) boxes are clamped to
+        [0, W] x [0, H] (x2 = W is the right edge, usable as an exclusive slice end) and boxes left
+        empty by clamping are dropped; without it they are the detector's own."""
         if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype not in (np.uint8, torch.uint8):
             raise ValueError(
                 f"expected (N, H, W, 3) uint8 frames, got {tuple(frames.shape)} {frames.dtype}"
@@ -91,10 +80,9 @@ class _DownscalingDetector:
         height, width = frames.shape[1:3]
         results: list[np.ndarray] = []
         for start in range(0, len(frames), self.batch_size):
-            small = _downscale(frames[start : start + self.batch_size], self.scale)
-            ratios = np.array([small.shape[2] / width, small.shape[1] / height] * 2)
+            small, ratios = _downscale(frames[start : start + self.batch_size], self.scale, self.resize)
             for found in self._detect_small(small):
-                results.append(_to_full_resolution(found, ratios, width, height))
+                results.append(_to_full_resolution(found, ratios, width, height, self.clip_boxes))
         return results
 
     def _detect_small(self, small: Frames) -> list[np.ndarray]:
@@ -102,30 +90,44 @@ class _DownscalingDetector:
         raise NotImplementedError
 
 
-def _downscale(frames: Frames, scale: float) -> Frames:
-    """Resize each frame by ``scale`` by area averaging (no aliasing), where the frames are."""
-    if scale == 1.0:
-        return frames
+def _downscale(frames: Frames, scale: float, mode: str = "area") -> tuple[Frames, np.ndarray]:
+    """Resize each frame by ``scale``; returns the frames and the ratios that map their boxes back.
+
+    ``area``: area averaging (no aliasing) where the frames are, to round(side x scale); boxes are
+    divided by the actual per-axis ratio (rounding makes it differ slightly from the nominal scale).
+    ``pil``: PIL's ``Image.resize`` with its default filter to floor(side x scale), boxes divided by
+    the nominal scale: exactly what the 1st place's kernel does (``img.resize([s // 2 ...])``, then
+    ``b * 2``), so its checkpoints see the faces it saw.
+    """
     height, width = frames.shape[1:3]
+    if scale == 1.0:
+        return frames, np.ones(4)
+    if mode == "pil":
+        from PIL import Image  # torchvision's dependency, so wherever timm runs
+
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        small = np.stack([np.asarray(Image.fromarray(frame).resize(size)) for frame in frames_to_numpy(frames)])
+        return small, np.full(4, scale)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if isinstance(frames, torch.Tensor):
-        return resize_frames(frames, size[::-1], "area")
-    return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
+        small = resize_frames(frames, size[::-1], "area")
+    else:
+        small = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
+    return small, np.array([size[0] / width, size[1] / height] * 2)
 
 
-def _to_full_resolution(
-    found: np.ndarray, ratios: np.ndarray, width: int, height: int
-) -> np.ndarray:
-    """Divide by the actual per-axis resize ratio (rounding makes it differ slightly from the
-    nominal scale), clamp to the frame, drop empty boxes, sort by score descending."""
+def _to_full_resolution(found: np.ndarray, ratios: np.ndarray, width: int, height: int, clip: bool = True) -> np.ndarray:
+    """Map boxes back to full-resolution pixels; with ``clip``, clamp them to the frame and drop
+    the ones left empty; sort by score descending."""
     boxes = found[:, :4] / ratios
-    boxes = np.clip(boxes, 0, [width, height, width, height])
+    if clip:
+        boxes = np.clip(boxes, 0, [width, height, width, height])
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     result = np.column_stack([boxes, found[:, 4]])[keep].astype(np.float32)
     return result[np.argsort(-result[:, 4], kind="stable")]
 
 
-@register_detector("mtcnn")
+@DETECTORS.register("mtcnn")
 class MtcnnDetector(_DownscalingDetector):
     """MTCNN on ``resolve_device(config.device)``, one batched cascade per chunk of frames."""
 
@@ -154,7 +156,7 @@ def _mtcnn_weights(weights_dir: Path | None) -> Path:
         return fetch_mtcnn_weights()
 
 
-@register_detector("haar")
+@DETECTORS.register("haar")
 class HaarDetector(_DownscalingDetector):
     """OpenCV's frontal-face Haar cascade, frame by frame on the CPU.
 

@@ -24,10 +24,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .aggregation import video_probability
+from .aggregation import AGGREGATIONS, video_probability
 from .budget import BudgetGuard
 from .config import InferenceConfig
-from .cropping import crop_frames
+from .cropping import CROP_GEOMETRIES, crop_frames
 from .face_detection import FaceDetector
 from .models import Ensemble
 from .progress import ProgressLine
@@ -115,6 +115,8 @@ class VideoScorer:
     """
 
     def __init__(self, config: InferenceConfig, detector: FaceDetector, ensemble: Ensemble, guard: BudgetGuard | None = None) -> None:
+        CROP_GEOMETRIES.check(config.crop_geometry)  # a typo fails here, before any video is read
+        AGGREGATIONS.check(config.aggregation)
         self.config = replace(config, reader=choose_reader(config.reader))
         self.detector = detector
         self.ensemble = ensemble
@@ -245,9 +247,9 @@ class VideoScorer:
         detections = self.detector.detect(sample.frames)
         self.stats.stages.detect += time.perf_counter() - started
         started = time.perf_counter()
-        crops, _ = crop_frames(
-            sample.frames, detections, self.ensemble.crop_size, self.config.crop_margin, self.config.all_faces
-        )
+        config = self.config
+        crops, _ = crop_frames(sample.frames, detections, self.ensemble.crop_size, config.crop_margin, config.all_faces,
+                               config.crop_geometry, config.max_crops_per_video)
         self.stats.stages.crop += time.perf_counter() - started
         return crops
 
@@ -269,7 +271,7 @@ class VideoScorer:
             results = [
                 VideoResult(
                     item.filename,
-                    video_probability(probabilities[:, start:stop], self.config.clip_min, self.config.clip_max),
+                    video_probability(probabilities[:, start:stop], self.config.clip_min, self.config.clip_max, self.config.aggregation),
                     "scored",
                     frames=item.frames,
                     faces=len(item.crops),

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .config import InferenceConfig
+from .registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -66,37 +67,40 @@ class SampledFrames:
     """Name of the backend that actually decoded them (after any fallback)."""
 
 
-def sample_indices(total_frames: int, frame_step: int = 10, frames_per_video: int | None = None) -> np.ndarray:
-    """Frame numbers to decode: every ``frame_step``-th from 0, or ``frames_per_video`` evenly spaced.
+@dataclass(frozen=True)
+class FrameSampling:
+    """Which frames of a video to decode: every ``frame_step``-th from 0, or ``frames_per_video``
+    evenly spaced from the first to the last, their positions rounded (``round``) or truncated
+    (``floor``, as ``np.linspace(..., dtype=int)`` does in the 1st place's kernel)."""
 
-    Evenly spaced indices include the first frame and spread to the last; asking for more frames
-    than the video has gives each frame once.
-    """
-    if total_frames <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if frames_per_video is None:
-        return np.arange(0, total_frames, frame_step, dtype=np.int64)
-    count = min(frames_per_video, total_frames)
-    return np.unique(np.linspace(0, total_frames - 1, count).round().astype(np.int64))
+    frame_step: int = 10
+    frames_per_video: int | None = None
+    rounding: str = "round"
+
+    @classmethod
+    def of(cls, config: InferenceConfig) -> "FrameSampling":
+        return cls(config.frame_step, config.frames_per_video, config.frame_rounding)
+
+    def indices(self, total_frames: int) -> np.ndarray:
+        """Sorted, distinct frame numbers to decode; asking for more frames than the video has
+        gives each frame once."""
+        if total_frames <= 0:
+            return np.zeros(0, dtype=np.int64)
+        if self.frames_per_video is None:
+            return np.arange(0, total_frames, self.frame_step, dtype=np.int64)
+        positions = np.linspace(0, total_frames - 1, min(self.frames_per_video, total_frames))
+        positions = np.floor(positions) if self.rounding == "floor" else positions.round()
+        return np.unique(positions.astype(np.int64))
 
 
 class FrameReader(Protocol):
     """A decode backend: returns the sampled frames of one file or raises ``VideoReadError``."""
 
-    def read(self, path: Path, frame_step: int, frames_per_video: int | None) -> SampledFrames: ...
+    def read(self, path: Path, sampling: FrameSampling) -> SampledFrames: ...
 
 
-READERS: dict[str, Callable[[], FrameReader]] = {}
-
-
-def register_reader(name: str) -> Callable[[Callable[[], FrameReader]], Callable[[], FrameReader]]:
-    """Class decorator that makes a backend available to ``create_reader`` under ``name``."""
-
-    def add(factory: Callable[[], FrameReader]) -> Callable[[], FrameReader]:
-        READERS[name] = factory
-        return factory
-
-    return add
+READERS: Registry[Callable[[], FrameReader]] = Registry("video reader", pseudo_names=("auto",))
+"""Decode backends by name: ``@READERS.register("name")`` on a class built with no arguments."""
 
 
 def create_reader(name: str) -> FrameReader:
@@ -104,7 +108,7 @@ def create_reader(name: str) -> FrameReader:
 
     Raises ``ReaderUnavailable`` when the backend cannot run here (see ``choose_reader``).
     """
-    return READERS[_known(name)]()
+    return READERS.get(name)()
 
 
 @functools.cache
@@ -116,18 +120,13 @@ def choose_reader(name: str) -> str:
     whether this machine can decode on its GPU does not change during a run.
     """
     if name not in ("auto", "nvdec"):
-        return _known(name)
+        READERS.get(name)
+        return name
     reason = _nvdec_unavailable()
     if reason is None:
         return "nvdec"
     (log.info if name == "auto" else log.warning)("GPU decode off (%s); decoding with decord on the CPU", reason)
     return "decord"
-
-
-def _known(name: str) -> str:
-    if name not in READERS:
-        raise ValueError(f"unknown video reader {name!r}; known: auto, {', '.join(sorted(READERS))}")
-    return name
 
 
 def _nvdec_unavailable() -> str | None:
@@ -165,7 +164,7 @@ def upright(frames: Frames, rotation: int) -> Frames:
     return np.ascontiguousarray(np.rot90(frames, turns, axes=(1, 2)))
 
 
-@register_reader("nvdec")
+@READERS.register("nvdec")
 class NvdecReader:
     """NVIDIA's hardware decoder (NVDEC) through PyNvVideoCodec, RGB output left on the GPU.
 
@@ -185,14 +184,14 @@ class NvdecReader:
             raise ReaderUnavailable(f"PyNvVideoCodec cannot load: {_first_line(error)}") from error
         self._nvc = PyNvVideoCodec
 
-    def read(self, path: Path, frame_step: int, frames_per_video: int | None) -> SampledFrames:
+    def read(self, path: Path, sampling: FrameSampling) -> SampledFrames:
         device = torch.cuda.current_device()
         try:
             decoder = self._nvc.SimpleDecoder(
                 str(path), gpu_id=device, use_device_memory=True, output_color_type=self._nvc.OutputColorType.RGB
             )
             total = len(decoder)
-            indices = sample_indices(total, frame_step, frames_per_video)
+            indices = sampling.indices(total)
             if len(indices) == 0:
                 raise VideoReadError("the video has no frames")
             decoded = decoder.get_batch_frames_by_index(indices.tolist())
@@ -216,7 +215,7 @@ def _display_rotation(path: Path) -> int:
         capture.release()
 
 
-@register_reader("decord")
+@READERS.register("decord")
 class DecordReader:
     """decord's ``get_batch`` decodes only what the sampled indices need (CPU context)."""
 
@@ -226,11 +225,11 @@ class DecordReader:
         decord.logging.set_level(decord.logging.QUIET)
         self._decord = decord
 
-    def read(self, path: Path, frame_step: int, frames_per_video: int | None) -> SampledFrames:
+    def read(self, path: Path, sampling: FrameSampling) -> SampledFrames:
         try:
             video = self._decord.VideoReader(str(path), ctx=self._decord.cpu(0))
             total = len(video)
-            indices = sample_indices(total, frame_step, frames_per_video)
+            indices = sampling.indices(total)
             if len(indices) == 0:
                 raise VideoReadError("the video has no frames")
             frames = video.get_batch(indices.tolist()).asnumpy()
@@ -244,34 +243,37 @@ def _first_line(error: Exception) -> str:
     return re.sub(r"^(\[[\d:]+\] \S+:\d+: )+", "", str(error).strip().splitlines()[0])[:200]
 
 
-@register_reader("opencv")
+@READERS.register("opencv")
 class OpenCVReader:
     """Grab every frame, retrieve (decode to BGR, convert to RGB) only the sampled ones.
 
     Decodes as far as the file allows, so a truncated video still yields its first frames.
     """
 
-    def read(self, path: Path, frame_step: int, frames_per_video: int | None) -> SampledFrames:
+    def read(self, path: Path, sampling: FrameSampling) -> SampledFrames:
         capture = cv2.VideoCapture(str(path))
         try:
             if not capture.isOpened():
                 raise VideoReadError("opencv: cannot open the file (not a readable video container)")
             capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
-            if frames_per_video is None:  # every Nth frame needs no frame count: trust the stream
-                keep: Callable[[int], bool] = lambda index: index % frame_step == 0
-            else:
+            if sampling.frames_per_video is None:  # every Nth frame needs no frame count: trust the stream
+                keep: Callable[[int], bool] = lambda index: index % sampling.frame_step == 0
+                last = None
+            else:  # the container's count, as the 1st place's reader (CAP_PROP_FRAME_COUNT)
                 declared = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-                keep = set(sample_indices(declared, frame_step, frames_per_video).tolist()).__contains__
+                wanted = set(sampling.indices(declared).tolist())
+                keep, last = wanted.__contains__, max(wanted, default=-1)
             frames: list[np.ndarray] = []
             indices: list[int] = []
             index = 0
-            while capture.grab():
+            while (last is None or index <= last) and capture.grab():  # nothing is needed after the last wanted frame
                 if keep(index):
                     ok, bgr = capture.retrieve()
                     if ok:
                         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                         indices.append(index)
                 index += 1
+            total = declared if last is not None and index > last else index
         finally:
             capture.release()
         if not frames:
@@ -279,7 +281,7 @@ class OpenCVReader:
         return SampledFrames(
             frames=np.stack(frames),
             indices=np.asarray(indices, dtype=np.int64),
-            total_frames=index,
+            total_frames=total,
             backend="opencv",
         )
 
@@ -294,7 +296,7 @@ def read_video(path: Path, config: InferenceConfig) -> SampledFrames:
     reasons: list[str] = []
     for position, name in enumerate(names):
         try:
-            frames = create_reader(name).read(Path(path), config.frame_step, config.frames_per_video)
+            frames = create_reader(name).read(Path(path), FrameSampling.of(config))
         except (VideoReadError, ReaderUnavailable, ImportError) as error:
             reasons.append(str(error))
             if position + 1 < len(names):
@@ -313,8 +315,8 @@ def gpu_reader_mismatch(path: Path, config: InferenceConfig, limit: float = 10.0
     matrices may differ (a few levels); ``limit`` is the largest mean difference accepted.
     Raises ``VideoReadError`` when either backend cannot read ``path`` (try another file).
     """
-    gpu = create_reader("nvdec").read(path, config.frame_step, config.frames_per_video)
-    cpu = create_reader("decord").read(path, config.frame_step, config.frames_per_video)
+    gpu = create_reader("nvdec").read(path, FrameSampling.of(config))
+    cpu = create_reader("decord").read(path, FrameSampling.of(config))
     if tuple(gpu.frames.shape) != cpu.frames.shape or not np.array_equal(gpu.indices, cpu.indices):
         return f"{path.name}: nvdec gave frames {tuple(gpu.frames.shape)}, decord {cpu.frames.shape}"
     difference = float(np.abs(frames_to_numpy(gpu.frames).astype(np.int16) - cpu.frames).mean())

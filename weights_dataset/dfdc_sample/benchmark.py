@@ -42,7 +42,7 @@ from dfdc_infer.device import resolve_device
 from dfdc_infer.face_detection import create_detector
 from dfdc_infer.models import Ensemble, init_checkpoint
 from dfdc_infer.pipeline import VideoScorer
-from dfdc_infer.video_reading import READERS, FrameReader, ReaderUnavailable, choose_reader, create_reader
+from dfdc_infer.video_reading import READERS, FrameReader, FrameSampling, ReaderUnavailable, choose_reader, create_reader
 from dfdc_sample.generate import generate_dataset
 
 TEST_VIDEOS = 4000
@@ -138,19 +138,21 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
     reader = create_reader(reader_name)
 
     log.info("decode floor (ffmpeg) and every reader that runs here on %d videos, %d rounds", len(paths), args.repeats)
-    works = {name: (lambda path, backend=backend: backend.read(path, config.frame_step, config.frames_per_video))
+    sampling = FrameSampling.of(config)
+    works = {name: (lambda path, backend=backend: backend.read(path, sampling))
              for name, backend in runnable_readers().items()}
     by_reader = interleaved_medians(paths, {"ffmpeg": ffmpeg_floor, **works}, args.repeats)
     floor = by_reader.pop("ffmpeg")
     opencv, ours = by_reader["opencv"], by_reader[reader_name]
 
-    samples = [reader.read(path, config.frame_step, config.frames_per_video) for path in paths]
+    samples = [reader.read(path, sampling) for path in paths]
     detect_times, crop_batches = [], []
     for sample in samples:
         started = time.perf_counter()
         detections = detector.detect(sample.frames)
         detect_times.append(time.perf_counter() - started)
-        crop_batches.append(crop_frames(sample.frames, detections, ensemble.crop_size, config.crop_margin, config.all_faces)[0])
+        crop_batches.append(crop_frames(sample.frames, detections, ensemble.crop_size, config.crop_margin, config.all_faces,
+                                        config.crop_geometry, config.max_crops_per_video)[0])
     classify_times = []
     for crops in crop_batches:
         started = time.perf_counter()

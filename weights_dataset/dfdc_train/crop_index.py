@@ -83,19 +83,20 @@ class DoneList:
             os.fsync(handle.fileno())
 
 
-def check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
+def check_settings(out_dir: Path, settings: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
     """Record the crop settings in OUT, or refuse when OUT already holds crops made differently.
 
     Crops of two geometries in one index would train a model on inputs the kernel never produces.
+    A setting missing from OUT's record (written by an older version) counts as its value in
+    ``defaults``, the value that older version had.
     """
     path = Path(out_dir) / SETTINGS_FILE
     if path.is_file():
-        before = json.loads(path.read_text())
+        before = {**(defaults or {}), **json.loads(path.read_text())}
         changed = sorted(key for key in settings if before.get(key) != settings[key])
         if changed:
             details = ", ".join(f"{key} {before.get(key)} -> {settings[key]}" for key in changed)
             raise DataError(f"{out_dir} holds crops made with other settings ({details}); use a new output folder")
-        return
     _write_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 

@@ -1,8 +1,7 @@
 """Crop images on disk -> model-ready tensors, for training batches and for scoring a split.
 
-Every crop ends at the model's input size through ``dfdc_infer.cropping.crop_face`` (the whole
-crop as the "box", margin 1), the very resampling the kernel applies when it cuts a face at the
-model's size; ``dfdc_infer.models.preprocess`` then only normalises. Both datasets return float
+Every crop ends at the model's input size through ``dfdc_infer.cropping.resize_square``, the very
+resampling the kernel's square geometry applies when it cuts a face at the model's size; ``dfdc_infer.models.preprocess`` then only normalises. Both datasets return float
 tensors in [0, 1], (N, 3, S, S), and run inside DataLoader workers.
 """
 
@@ -18,7 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from dfdc_infer.cropping import crop_face
+from dfdc_infer.cropping import resize_square
 from dfdc_sample.blend import self_blend
 
 from .augment import augment, draw_params, mixup, random_merge
@@ -53,8 +52,7 @@ def load_crop(path: Path) -> np.ndarray:
 
 def to_input_size(image: np.ndarray, size: int) -> np.ndarray:
     """Resize a square crop to ``size`` with the kernel's own crop resampling."""
-    height, width = image.shape[:2]
-    return crop_face(image, np.array([0, 0, width, height], dtype=np.float32), size, margin=1.0)
+    return resize_square(image, size)
 
 
 def face_box_in_crop(row: pd.Series, side: int) -> tuple[float, float, float, float]:

@@ -27,7 +27,7 @@ import numpy as np
 
 from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
 from dfdc_infer.config import add_config_arguments, add_dataclass_arguments, config_from_args, dataclass_from_args
-from dfdc_infer.cropping import crop_face, select_faces, square_crop_box
+from dfdc_infer.cropping import CROP_GEOMETRIES, crop_face, select_faces
 from dfdc_infer.face_detection import FaceDetector, create_detector
 from dfdc_infer.progress import ProgressLine, format_duration
 from dfdc_infer.video_reading import VideoReadError, frames_to_numpy, read_video
@@ -77,7 +77,8 @@ def crop_settings(config: ExtractConfig) -> dict[str, Any]:
             "frame_step": inference.frame_step, "frames_per_video": inference.frames_per_video, "detector": inference.detector,
             "detector_scale": inference.detector_scale, "min_face_size": inference.min_face_size,
             "detector_thresholds": list(inference.detector_thresholds), "all_faces": inference.all_faces,
-            "crop_margin": inference.crop_margin}
+            "crop_margin": inference.crop_margin, "crop_geometry": inference.crop_geometry, "frame_rounding": inference.frame_rounding,
+            "detector_resize": inference.detector_resize, "clip_boxes": inference.clip_boxes}
 
 
 def extract(root: Path, out_dir: Path, config: ExtractConfig, detector_weights: Path | None = None) -> ExtractionSummary:
@@ -92,7 +93,7 @@ def extract(root: Path, out_dir: Path, config: ExtractConfig, detector_weights: 
         log.warning("shard %d/%d has no chunks under %s; nothing to do", *config.shard, root)
         return summary
     metadata = {chunk: read_metadata(chunk) for chunk in chunks}
-    check_settings(out_dir, crop_settings(config))
+    check_settings(out_dir, crop_settings(config), defaults=crop_settings(ExtractConfig()))
     done = {chunk: DoneList(out_dir, chunk.name) for chunk in chunks}
     finished = {chunk: done[chunk].load() for chunk in chunks}
     todo = {chunk: [entry for name, entry in metadata[chunk].items() if name not in finished[chunk]] for chunk in chunks}
@@ -143,13 +144,16 @@ def extract_video(path: Path, entry: VideoEntry, chunk: Chunk, detector: FaceDet
         return VideoRecord(**base, status="failed", reason=f"face detection failed ({type(error).__name__}: {error})")
     height, width = frames.shape[1:3]
     folder = Path("crops") / chunk.name / Path(entry.name).stem
-    margin = config.inference.crop_margin
+    margin, geometry = config.inference.crop_margin, config.inference.crop_geometry
     rows = []
     for frame, frame_number, found in zip(frames, sample.indices.tolist(), detections):
         for face, box in enumerate(select_faces(found, config.inference.all_faces)):
+            crop = crop_face(frame, box, config.crop_size, margin, geometry)
+            if crop is None:  # a degenerate box
+                continue
             relative = folder / f"{frame_number:05d}_{face}.{config.image_format}"
-            save_crop(out_dir / relative, crop_face(frame, box, config.crop_size, margin), config)
-            left, top, right, bottom = square_crop_box(box, width, height, margin)
+            save_crop(out_dir / relative, crop, config)
+            left, top, right, bottom = CROP_GEOMETRIES.get(geometry).region(box, width, height, margin)
             rows.append({**base, "frame": frame_number, "face": face, "x1": round(float(box[0]), 2), "y1": round(float(box[1]), 2),
                          "x2": round(float(box[2]), 2), "y2": round(float(box[3]), 2), "score": round(float(box[4]), 4),
                          "crop_x1": left, "crop_y1": top, "crop_x2": right, "crop_y2": bottom, "path": relative.as_posix()})
