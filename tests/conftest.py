@@ -1,7 +1,8 @@
-"""Shared, session-scoped inputs: generated DFDC-format videos and a small real checkpoint."""
+"""Shared, session-scoped inputs: generated DFDC-format videos, a small real checkpoint, the reference MTCNN."""
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from dfdc_infer.models import init_checkpoint
 from dfdc_sample.faces import load_face_sprite, paste_sprite
 from dfdc_sample.generate import generate_dataset
+from dfdc_1st_reference import facenet_mtcnn
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +24,12 @@ def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained EfficientNet-B0 at 128 px: real forward passes, quick on CPU."""
     return init_checkpoint(tmp_path_factory.mktemp("models") / "b0.pt", "tf_efficientnet_b0", input_size=128)
+
+
+@pytest.fixture(scope="session")
+def facenet_reference(tmp_path_factory: pytest.TempPathFactory) -> types.ModuleType:
+    """facenet-pytorch 2.6.0's MTCNN module, the detector the DFDC 1st place ran (skips without pip access)."""
+    return facenet_mtcnn(tmp_path_factory.mktemp("facenet"))
 
 
 def portrait_frames(count: int = 12, width: int = 1080, height: int = 1920) -> np.ndarray:

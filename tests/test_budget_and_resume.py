@@ -78,11 +78,13 @@ def test_slow_run_cuts_frames_then_models_then_falls_back_in_time(
 ) -> None:
     folder, names = many_videos
     clock = FakeClock()
-    config = InferenceConfig(frame_step=2, batch_size=16, min_frames_per_video=4, detector="haar")  # 15 frames per video; haar: quick
+    # 15 frames per video, each detected (fake time is charged per detected frame); haar: quick
+    config = InferenceConfig(frame_step=2, batch_size=16, min_frames_per_video=4, detector="haar", detect_every=1)
     second = init_checkpoint(tmp_path / "second.pt", "tf_efficientnet_b0", input_size=96, seed=5)
     ensemble = Ensemble.load([checkpoint, second], torch.device("cpu"))
     detector = TimedDetector(create_detector(config), clock, seconds_per_frame=0.5)  # 7.5 s per full video
-    guard = BudgetGuard(budget_seconds=100, margin_seconds=10, min_videos=3, clock=clock)
+    # judged after 2 videos per setting: one more video is detected ahead while the guard waits to judge a cut
+    guard = BudgetGuard(budget_seconds=100, margin_seconds=10, min_videos=2, clock=clock)
     scorer = VideoScorer(config, detector, ensemble, guard)
     with caplog.at_level(logging.WARNING):
         results = list(scorer.score(folder, names))

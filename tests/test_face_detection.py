@@ -193,7 +193,7 @@ def test_fetch_refuses_files_with_the_wrong_digest(
     with zipfile.ZipFile(wheel, "w") as archive:
         for name in MTCNN_WEIGHT_FILES:
             archive.writestr(f"facenet_pytorch/data/{name}", b"tampered")
-    monkeypatch.setattr(detector_weights, "_download_wheel", lambda folder: wheel)
+    monkeypatch.setattr(detector_weights, "download_wheel", lambda requirement, folder: wheel)
     with pytest.raises(ValueError, match=r"pnet\.pt .* sha256"):
         fetch_mtcnn_weights(tmp_path / "dest")
     assert not (tmp_path / "dest").exists()

@@ -71,11 +71,11 @@ class SwappedChannels(TensorDecord):
 @pytest.mark.skipif(CUDA, reason="checks the no-CUDA fallback")
 def test_auto_and_nvdec_fall_back_to_decord_without_cuda_and_say_why(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="dfdc_infer.video_reading"):
-        assert choose_reader("auto") == "decord"
-        assert choose_reader("nvdec") == "decord"
-        assert choose_reader("auto") == "decord", "asked again (read_video asks per video): no new log line"
+        assert choose_reader("auto") == "pyav"
+        assert choose_reader("nvdec") == "pyav"
+        assert choose_reader("auto") == "pyav", "asked again (read_video asks per video): no new log line"
     messages = [(record.levelname, record.message) for record in caplog.records]
-    reason = "GPU decode off (no CUDA device); decoding with decord on the CPU"
+    reason = "GPU decode off (no CUDA device); decoding with pyav on the CPU"
     assert messages == [("INFO", reason), ("WARNING", reason)], "auto is quiet about it, an explicit nvdec warns"
     assert choose_reader("opencv") == "opencv"
     with pytest.raises(ValueError, match="unknown video reader 'gpu'"):
@@ -158,10 +158,10 @@ def test_a_gpu_backend_with_wrong_colours_is_caught_and_the_run_decodes_on_the_c
     assert any(record.message.startswith("GPU decode off for this run") for record in caplog.records)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs CUDA (NVDEC)")
 def test_nvdec_reads_upright_frames_that_match_decord(sample_data: Path, tmp_path: Path) -> None:
-    if choose_reader("nvdec") != "nvdec":
-        pytest.skip(f"nvdec cannot run here: {video_reading._nvdec_unavailable()}")
+    assert choose_reader("nvdec") == "nvdec", f"nvdec cannot run here: {video_reading._unavailable('nvdec')}"
     path = a_face_video(sample_data)
     sample = create_reader("nvdec").read(path, FrameSampling(10))
     assert sample.frames.is_cuda and sample.frames.dtype == torch.uint8

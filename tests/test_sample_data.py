@@ -17,7 +17,10 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from dfdc_sample import generate_dataset, self_blend, write_video
+from dfdc_fakes import DONOR_METHODS, METHODS, make_fake
+from dfdc_sample import generate_dataset, summarize, write_video
+from dfdc_sample import faces as sample_faces
+from dfdc_sample import photos
 
 WIDTH, HEIGHT, FRAMES, VIDEOS = 320, 180, 12, 6
 
@@ -83,15 +86,63 @@ def test_videos_decode_as_h264_with_right_shape(dataset: Path) -> None:
         assert "Video: h264" in probe.stderr and "yuv420p" in probe.stderr
 
 
-def test_metadata_labels_and_originals(metadata: dict) -> None:
+def test_metadata_labels_originals_identities_and_methods(metadata: dict) -> None:
     labels = [entry["label"] for entry in metadata.values()]
     assert labels.count("REAL") == 3 and labels.count("FAKE") == 3
     for entry in metadata.values():
         assert entry["split"] == "test"
         if entry["label"] == "REAL":
-            assert entry["original"] is None
+            assert entry["original"] is None and entry["method"] is None and entry["donor"] is None
         else:
             assert metadata[entry["original"]]["label"] == "REAL"
+            assert entry["identity"] == metadata[entry["original"]]["identity"] and entry["method"] in METHODS
+            assert (entry["donor"] is not None) == (entry["method"] in DONOR_METHODS) and entry["donor"] != entry["identity"]
+    assert sorted(entry["identity"] is None for entry in metadata.values()) == [False] * 5 + [True]  # the video without a face
+
+
+def test_identities_and_methods_are_dealt_evenly(tmp_path: Path) -> None:
+    root = generate_dataset(tmp_path, videos=42, width=128, height=72, frames=1, layout="train", chunks=3, seed=2)
+    metadata = {name: entry for path in root.glob("*/metadata.json") for name, entry in json.loads(path.read_text()).items()}
+    people = [entry["identity"] for entry in metadata.values() if entry["label"] == "REAL" and entry["identity"]]
+    methods = [entry["method"] for entry in metadata.values() if entry["label"] == "FAKE"]
+    identities = {sprite.identity for sprite in sample_faces.load_face_sprites()}
+    assert set(people) == identities and max(map(people.count, identities)) - min(map(people.count, identities)) <= 1
+    assert set(methods) == set(METHODS) and max(map(methods.count, METHODS)) - min(map(methods.count, METHODS)) <= 1
+    assert summarize(root)["identities"] == len(identities) and summarize(root)["methods"] == len(METHODS)
+    only = generate_dataset(tmp_path / "only", videos=8, width=128, height=72, frames=1, identities=["astronaut", "hopper"],
+                            methods=["face-swap"])
+    chosen = json.loads((only / "metadata.json").read_text()).values()
+    assert {entry["identity"] for entry in chosen} == {"astronaut", "hopper", None}
+    assert {(entry["identity"], entry["donor"]) for entry in chosen if entry["label"] == "FAKE"} <= {("astronaut", "hopper"), ("hopper", "astronaut")}
+    with pytest.raises(ValueError, match="unknown identities nobody; available here: astronaut, "):
+        generate_dataset(tmp_path / "x", videos=2, frames=1, identities=["nobody"])
+    with pytest.raises(ValueError, match="unknown fake method 'nothing'; known: boundary, face-swap"):
+        generate_dataset(tmp_path / "y", videos=2, frames=1, methods=["nothing"])
+
+
+def test_every_identity_is_found_by_the_detector_in_its_photo() -> None:
+    sprites = sample_faces.load_face_sprites()
+    assert [sprite.identity for sprite in sprites] == ["astronaut", "hanks", "hopper", *(f"t1-{k}" for k in range(1, 7))]
+    for sprite in sprites:
+        assert sprite.alpha.shape == sprite.rgb.shape[:2] and sprite.alpha.max() == pytest.approx(1.0)
+        x1, y1, x2, y2 = sprite.face_box
+        assert 0 <= x1 < x2 <= sprite.rgb.shape[1] and 0 <= y1 < y2 <= sprite.rgb.shape[0] and y2 - y1 >= 60
+        assert sprite.alpha[int((y1 + y2) / 2), int((x1 + x2) / 2)] == pytest.approx(1.0)  # the face is opaque
+
+
+def test_an_unavailable_photo_source_is_one_warning_and_the_others_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    def offline(requirement: str, folder: Path) -> Path:
+        raise RuntimeError(f"could not download {requirement} with pip (exit 1):\nERROR: No matching distribution")
+
+    monkeypatch.setenv("DFDC_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(photos, "download_wheel", offline)
+    assert [photo.name for photo in photos.load_photos()] == ["astronaut", "hopper"]
+    assert "face photo source 'insightface' unavailable (could not download insightface==2.1 with pip (exit 1):); going on" in caplog.text
+    monkeypatch.setitem(photos.PHOTO_SOURCES, "astronaut", photos.insightface_images)
+    monkeypatch.setitem(photos.PHOTO_SOURCES, "matplotlib", photos.insightface_images)
+    with pytest.raises(photos.PhotoUnavailable, match="no face photo source could be loaded"):
+        photos.load_photos()
 
 
 def test_faces_ground_truth(metadata: dict, faces: dict) -> None:
@@ -124,7 +175,7 @@ def test_fakes_differ_from_original_only_around_the_face(dataset: Path, metadata
         inside, outside = [], []
         for t, boxes in enumerate(faces[name]):
             inside.append(diff[t][enlarged_mask(diff.shape[1:], boxes, 0.0)])
-            # self_blend's reach is half a box per side; more slack for H.264 macroblocks.
+            # a fake method changes at most a quarter box per side (dfdc_fakes.masks.face_roi); slack for H.264 macroblocks.
             outside.append(diff[t][~enlarged_mask(diff.shape[1:], boxes, 0.8)])
         inside_mean, outside_mean = np.concatenate(inside).mean(), np.concatenate(outside).mean()
         assert outside_mean < 2.0, (name, outside_mean)  # only codec noise
@@ -177,19 +228,29 @@ def test_rejects_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> No
         generate_dataset(tmp_path, **{"videos": 4, "frames": 1, **kwargs})
 
 
-def test_self_blend_changes_only_the_face_region() -> None:
+@pytest.mark.parametrize("method", METHODS.names())
+def test_fake_methods_change_only_the_face_region_reproducibly(method: str) -> None:
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, size=(200, 300, 3), dtype=np.uint8)
+    image = cv2.GaussianBlur(rng.integers(0, 256, size=(200, 300, 3), dtype=np.uint8), (0, 0), 2)  # texture a blur can change
     box = (120, 60, 180, 140)
-    out = self_blend(image, box, np.random.default_rng(1))
+    donor = (np.ascontiguousarray(image[::-1]), (100.0, 40.0, 170.0, 130.0))
+    out = make_fake(method, image, box, np.random.default_rng(1), donor)
     assert out.shape == image.shape and out.dtype == np.uint8
-    assert np.array_equal(out, self_blend(image, box, np.random.default_rng(1)))
+    assert np.array_equal(out, make_fake(method, image, box, np.random.default_rng(1), donor))
     changed = np.any(out != image, axis=2)
-    assert changed[60:140, 120:180].mean() > 0.5
+    assert changed[60:140, 120:180].mean() > 0.1  # part of the face changed (a mask may cover only eyes or mouth)
     assert not changed[~enlarged_mask(changed.shape, [list(box)], 0.25)].any()
-    assert not np.array_equal(out, self_blend(image, box, np.random.default_rng(2)))
+    assert any(not np.array_equal(out, make_fake(method, image, box, np.random.default_rng(seed), donor)) for seed in (2, 3))
     # A face crop whose box is the whole image (training use) works too.
-    assert self_blend(image[60:140, 120:180], (0, 0, 60, 80), rng).shape == (80, 60, 3)
+    assert make_fake(method, image[60:140, 120:180], (0, 0, 60, 80), rng, donor).shape == (80, 60, 3)
+
+
+def test_fake_methods_refuse_what_they_cannot_use() -> None:
+    image = np.zeros((50, 50, 3), np.uint8)
+    with pytest.raises(ValueError, match="fake method 'face-swap' needs a donor face"):
+        make_fake("face-swap", image, (10, 10, 40, 40), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="face box too small"):
+        make_fake("self-blend", image, (10, 10, 11, 40), np.random.default_rng(0))
 
 
 def test_write_video_rotation_metadata(tmp_path: Path) -> None:
@@ -216,10 +277,30 @@ def test_write_video_errors(tmp_path: Path) -> None:
 
 def test_cli(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "dfdc_sample", str(tmp_path / "out"), "--videos", "4",
-                             "--size", "128x72", "--frames", "2", "--seed", "3"],
+                             "--size", "128x72", "--frames", "2", "--seed", "3", "--methods", "boundary,reencode"],
                             capture_output=True, text=True, check=True)
-    assert "wrote 4 videos" in result.stdout and "2 real, 2 fake" in result.stdout
+    assert "wrote 4 videos" in result.stdout and "2 real, 2 fake" in result.stdout and "2 fake methods" in result.stdout
     assert len(list((tmp_path / "out" / "test_videos").glob("*.mp4"))) == 4
     bad = subprocess.run([sys.executable, "-m", "dfdc_sample", str(tmp_path / "x"), "--size", "big"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "640x360" in bad.stderr
+    unknown = subprocess.run([sys.executable, "-m", "dfdc_sample", str(tmp_path / "y"), "--methods", "nope"],
+                             capture_output=True, text=True)
+    assert unknown.returncode == 2 and "error: unknown fake method 'nope'; known: boundary, face-swap" in unknown.stderr
+
+
+def test_dry_run_scores_people_the_demo_model_never_saw(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from dfdc_infer.models import read_checkpoint
+    from dfdc_sample import dry_run
+
+    package = dry_run.DEMO_CHECKPOINT.parent.parent
+    assert sorted(package.rglob("*.pt")) == [dry_run.DEMO_CHECKPOINT] and dry_run.DEMO_CHECKPOINT.stat().st_size <= 10 * 2**20
+    meta = read_checkpoint(dry_run.DEMO_CHECKPOINT)[0].meta
+    assert meta["trained"] and 0.25 <= meta["temperature"] <= 8
+    assert dry_run.main(["--workdir", str(tmp_path), "--videos", "6", "--frame-step", "20"]) == 0
+    out = capsys.readouterr().out
+    people = {entry["identity"] for entry in json.loads((tmp_path / "data" / "metadata.json").read_text()).values()} - {None}
+    assert people and people.isdisjoint(meta["identities_seen"])
+    unseen = [sprite.identity for sprite in sample_faces.load_face_sprites() if sprite.identity not in meta["identities_seen"]]
+    assert f"identities never seen in training: {', '.join(unseen)}" in out and people <= set(unseen)
+    assert "logloss against the generated labels: " in out and "AUC " in out and "fake methods held out of training: part-warp" in out

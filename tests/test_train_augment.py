@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from dfdc_infer.cropping import crop_face
-from dfdc_train.augment import (AugmentParams, adjust_brightness, augment, crappify, draw_params, hflip, margin_zoom, merge_halves,
-                                mixup, random_merge, zoom)
+from dfdc_fakes import METHODS, landmarks_from_box
+from dfdc_train.augment import (AugmentParams, adjust_brightness, augment, crappify, draw_params, heavy_pipeline, hflip, landmark_cutout,
+                                margin_zoom, merge_halves, mixup, random_merge, zoom)
 from dfdc_train.config import TrainConfig
 from dfdc_train.crop_index import CROP_COLUMNS
 from dfdc_train.data import TrainBatches, face_box_in_crop, to_input_size
@@ -133,15 +134,50 @@ def test_a_pair_gets_the_same_draws_and_batches_are_reproducible(crop_files: tup
     torch.testing.assert_close(plain[0], expected)  # without augmentation: the kernel's resize, nothing else
 
 
-def test_self_blend_fakes_change_only_the_face(crop_files: tuple[pd.DataFrame, Path]) -> None:
+@pytest.mark.parametrize("method", METHODS.names())
+def test_on_the_fly_fakes_change_only_the_face(crop_files: tuple[pd.DataFrame, Path], method: str) -> None:
     crops, folder = crop_files
     assert face_box_in_crop(crops.loc[0], 128) == (28.0, 24.0, 100.0, 104.0)  # crop pixels, scaled to the saved size
-    batch = (Group((Item(0, 0.0), Item(0, 1.0, self_blend=True)), seed=3),)
-    images, labels = TrainBatches([batch], crops, folder, NO_AUGMENT, 1.3, 64)[0]
+    texture = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 1.5)
+    cv2.imwrite(str(folder / crops.loc[0, "path"]), texture)  # detail that blurring and warping visibly change
+    groups = (Group((Item(0, 0.0), Item(0, 1.0, method=method)), seed=3), Group((Item(1, 0.0), Item(1, 1.0)), seed=4))
+    images, labels = TrainBatches([groups], crops, folder, NO_AUGMENT, 1.3, 64)[0]
     difference = (images[1] - images[0]).abs().sum(0)
-    assert labels.tolist() == [0.0, 1.0]
-    assert difference[20:44, 20:44].mean() > 0.02  # the face centre changed
+    assert labels.tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert difference[12:52, 14:50].mean() > 0.01  # the face changed
     assert difference[:3].max() == 0 and difference[:, :3].max() == 0  # far from the face box nothing did
+
+
+def test_landmark_cutout_blacks_out_one_part() -> None:
+    image = np.full((100, 100, 3), 200, np.uint8)
+    landmarks = landmarks_from_box((20, 20, 80, 80))
+    for part, (x, y) in ((0, landmarks[:2].mean(0)), (1, landmarks[2]), (2, landmarks[3:].mean(0))):
+        out = landmark_cutout(image, landmarks, part)
+        assert out[int(round(y)), int(round(x))].tolist() == [0, 0, 0]
+        assert 0.01 < (out == 0).all(axis=2).mean() < 0.15 and out[:15].min() == 200  # the part, not the face
+
+
+def test_the_first_places_recipe_gives_one_group_the_same_draws() -> None:
+    image = gradient(96)
+    pipeline = heavy_pipeline(64)
+    outputs = []
+    for seed in (5, 5, 6):
+        pipeline.set_random_seed(seed)
+        outputs.append(pipeline(image=image)["image"])
+    assert outputs[0].shape == (64, 64, 3) and outputs[0].dtype == np.uint8
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    different = [seed for seed in range(7, 17) if (pipeline.set_random_seed(seed) or True)
+                 and not np.array_equal(pipeline(image=image)["image"], outputs[0])]
+    assert len(different) >= 8  # heavy: nearly every draw changes the crop
+
+
+def test_a_pair_with_the_first_places_recipe_differs_only_by_the_manipulation(crop_files: tuple[pd.DataFrame, Path]) -> None:
+    crops, folder = crop_files
+    config = replace(NO_AUGMENT, augmentation="dfdc-1st")
+    for seed in range(4):
+        images, _ = TrainBatches([(Group((Item(0, 0.0), Item(0, 1.0)), seed=seed),)], crops, folder, config, 1.3, 48)[0]
+        assert images.shape == (2, 3, 48, 48)
+        torch.testing.assert_close(images[0], images[1])  # the same crop twice: identical draws, identical result
 
 
 def test_a_missing_crop_file_names_the_file(crop_files: tuple[pd.DataFrame, Path]) -> None:

@@ -80,7 +80,7 @@ def test_an_original_and_its_fake_in_two_splits_is_refused() -> None:
 
 def test_empty_or_overlapping_splits_are_clear_errors() -> None:
     crops = crop_table(FAMILY)
-    with pytest.raises(DataError, match=r"the val split \(chunks 40-44\) has no face crops; extracted chunks: 0-1; set --val-chunks"):
+    with pytest.raises(DataError, match=r"the val split \(chunks 40-44\) has no face crops; extracted chunks: 0-1; set --val-chunks$"):
         split_by_chunk(crops, video_table(crops), TrainConfig(train_chunks="0-1", test_chunks=""))
     with pytest.raises(DataError, match="chunks 1 are in both the train and the val split"):
         split_by_chunk(crops, video_table(crops), TrainConfig(train_chunks="0-1", val_chunks="1"))
@@ -94,7 +94,7 @@ def test_pairing_matches_frames_and_counts_what_it_leaves_out() -> None:
         "f1a.mp4": [0, 10, 20], "f1b.mp4": [10, 20]}
     assert (pairing.fakes_without_original, pairing.fakes_without_shared_frame) == (1, 1)
     assert [original.video for original in pairing.usable("pairs")] == ["r1.mp4", "r2.mp4"]
-    assert len(pairing.usable("self-blend")) == 3
+    assert len(pairing.usable("synthetic")) == 3
     assert pairing.describe("pairs") == ("2 originals paired with 3 fakes; left out: 1 fakes whose original is missing, "
                                          "1 fakes without a frame in common with their original, 1 originals without a fake")
 
@@ -115,7 +115,7 @@ def test_pairs_sampler_covers_every_original_once_with_a_fake_of_it_at_the_same_
     assert seen == {"f1a.mp4", "f1b.mp4", "f2a.mp4"}  # a random fake each time
 
 
-def test_all_fakes_and_self_blend_samplers() -> None:
+def test_all_fakes_and_synthetic_samplers() -> None:
     crops = crop_table(FAMILY)
     pairing = build_pairing(crops)
     for batch in epoch_batches(pairing, "all-fakes", 8, seed=0, epoch=0):
@@ -126,16 +126,26 @@ def test_all_fakes_and_self_blend_samplers() -> None:
     frames_of_r1 = {crops.loc[g.items[0].row, "frame"]: len(g.items) for e in range(30)
                     for b in epoch_batches(pairing, "all-fakes", 8, 0, e) for g in b if crops.loc[g.items[0].row, "video"] == "r1.mp4"}
     assert frames_of_r1 == {0: 2, 10: 3, 20: 3}  # frame 0 only has f1a; 10 and 20 have both fakes
-    [batch] = epoch_batches(pairing, "self-blend", 8, seed=0, epoch=0)
-    assert len(batch) == 3
-    for group in batch:
-        real, blended = group.items
-        assert real.row == blended.row and (real.self_blend, blended.self_blend) == (False, True) and blended.label == 1.0
+    methods = ("boundary", "face-swap", "self-blend")
+    made = set()
+    for epoch in range(10):
+        [batch] = epoch_batches(pairing, "synthetic", 8, seed=0, epoch=epoch, methods=methods)
+        assert len(batch) == 3
+        for group in batch:
+            real, fake = group.items
+            assert real.row == fake.row and real.method is None and fake.method in methods and fake.label == 1.0
+            made.add(fake.method)
+    assert made == set(methods)
+    with pytest.raises(ValueError, match="on-the-fly fakes need at least one fake method"):
+        epoch_batches(pairing, "synthetic", 8, seed=0, epoch=0)
+    mixed = [group.items[1] for e in range(20) for batch in epoch_batches(pairing, "pairs", 8, 0, e, ("reencode",), 0.5) for group in batch]
+    assert 0 < sum(item.method == "reencode" for item in mixed) < len(mixed)  # some groups get an on-the-fly fake instead
+    assert all(item.method is None or crops.loc[item.row, "label"] == "REAL" for item in mixed)
 
 
 def test_rank_shares_are_equal_whole_batches_covering_the_epoch() -> None:
     pairing = build_pairing(crop_table({f"r{i}.mp4": ("REAL", None, 0, [0]) for i in range(7)}))
-    batches = epoch_batches(pairing, "self-blend", 2, seed=1, epoch=0)
+    batches = epoch_batches(pairing, "synthetic", 2, seed=1, epoch=0, methods=("self-blend",))
     assert [len(batch) for batch in batches] == [2, 2, 2, 1]
     shares = [rank_share(batches, rank, 3) for rank in range(3)]
     assert [len(share) for share in shares] == [2, 2, 2]
@@ -147,9 +157,9 @@ def test_rank_shares_are_equal_whole_batches_covering_the_epoch() -> None:
 def test_config_flags_map_onto_the_dataclasses() -> None:
     parser = argparse.ArgumentParser()
     add_dataclass_arguments(parser, TrainConfig, "training")
-    args = parser.parse_args(["--epochs", "3", "--zoom-range", "1.2", "1.3", "--no-amp", "--sampler", "self-blend", "--input-size", "96"])
+    args = parser.parse_args(["--epochs", "3", "--zoom-range", "1.2", "1.3", "--no-amp", "--sampler", "synthetic", "--input-size", "96"])
     config = dataclass_from_args(TrainConfig, args)
-    assert (config.epochs, config.zoom_range, config.amp, config.sampler, config.input_size) == (3, (1.2, 1.3), False, "self-blend", 96)
+    assert (config.epochs, config.zoom_range, config.amp, config.sampler, config.input_size) == (3, (1.2, 1.3), False, "synthetic", 96)
     assert config.lr == TrainConfig().lr and TrainConfig.from_dict(config.to_dict()) == config
     resumed = dataclass_from_args(TrainConfig, parser.parse_args(["--lr", "0.01"]), base=config)
     assert (resumed.lr, resumed.epochs) == (0.01, 3)
@@ -161,3 +171,59 @@ def test_config_flags_map_onto_the_dataclasses() -> None:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**bad)
 
+
+
+PEOPLE = {  # video: (label, original, chunk, identity, method, donor)
+    "a.mp4": ("REAL", None, 0, "ann", "", ""), "a-swap.mp4": ("FAKE", "a.mp4", 0, "ann", "face-swap", "bob"),
+    "a-warp.mp4": ("FAKE", "a.mp4", 0, "ann", "part-warp", ""),
+    "b.mp4": ("REAL", None, 0, "bob", "", ""), "b-blend.mp4": ("FAKE", "b.mp4", 0, "bob", "self-blend", ""),
+    "c.mp4": ("REAL", None, 1, "cid", "", ""), "c-swap.mp4": ("FAKE", "c.mp4", 1, "cid", "face-swap", "ann"),
+    "d.mp4": ("REAL", None, 0, "dee", "", ""), "d-warp.mp4": ("FAKE", "d.mp4", 0, "dee", "part-warp", ""),
+}
+
+
+def people_table() -> pd.DataFrame:
+    crops = crop_table({video: (label, original, chunk, [0, 10]) for video, (label, original, chunk, *_) in PEOPLE.items()})
+    for position, name in enumerate(("identity", "method", "donor"), start=3):
+        crops[name] = [PEOPLE[video][position] for video in crops["video"]]
+    return crops
+
+
+def videos_of(splits: dict, name: str) -> list[str]:
+    return sorted(splits[name].videos["video"])
+
+
+def test_identities_and_methods_held_out_keep_originals_with_their_fakes() -> None:
+    crops = people_table()
+    config = TrainConfig(train_chunks="0", val_chunks="1", test_chunks="", test_identities="bob", test_methods="part-warp")
+    splits = split_by_chunk(crops, crops.drop_duplicates("video"), config)
+    assert videos_of(splits, "test") == ["b-blend.mp4", "b.mp4"]  # bob's original with its fake, from chunk 0
+    assert videos_of(splits, "train") == ["a.mp4", "d.mp4"]  # no part-warp, no fake with bob's face swapped in
+    assert videos_of(splits, "val") == ["c-swap.mp4", "c.mp4"]
+    assert len(splits["test"].crops) == 4 and set(splits["train"].crops["identity"]) == {"ann", "dee"}
+    by_identity = split_by_chunk(crops, crops.drop_duplicates("video"), TrainConfig(train_chunks="0-1", val_chunks="", test_chunks="",
+                                                                        val_identities="dee", test_identities="ann,cid"))
+    assert videos_of(by_identity, "val") == ["d-warp.mp4", "d.mp4"]
+    assert videos_of(by_identity, "test") == ["a-swap.mp4", "a-warp.mp4", "a.mp4", "c-swap.mp4", "c.mp4"]
+    assert videos_of(by_identity, "train") == ["b-blend.mp4", "b.mp4"]
+
+
+def test_held_out_names_that_empty_a_split_or_do_not_exist_are_one_line_errors() -> None:
+    crops = people_table()
+    videos = crops.drop_duplicates("video")
+    base = {"train_chunks": "0", "val_chunks": "1", "test_chunks": ""}
+    cases = [
+        ({"test_identities": "eve"}, "--val-identities/--test-identities: unknown identity eve; the crop index has ann, bob, cid, dee"),
+        ({"val_methods": "deepfake"}, "--val-methods/--test-methods: unknown method deepfake; the crop index has face-swap, part-warp, self-blend"),
+        ({"test_identities": "ann,bob,dee"}, r"the train split \(chunks 0\) has no face crops after holding out identities ann,bob,dee; "
+                                             r"extracted chunks: 0-1; set --train-chunks or hold out fewer"),
+        ({"test_identities": "cid", "test_methods": "face-swap"}, r"the val split \(chunks 1\) has no face crops after holding out "
+                                                                  r"identities cid and methods face-swap; .* or hold out fewer"),
+        ({"val_identities": "ann", "test_identities": "ann"}, "identities ann are held out for both validation and test"),
+    ]
+    for settings, message in cases:
+        with pytest.raises(DataError, match=message):
+            split_by_chunk(crops, videos, TrainConfig(**{**base, **settings}))
+    bare = crop_table(FAMILY)
+    with pytest.raises(DataError, match="unknown identity ann; the crop index has no identity column"):
+        split_by_chunk(bare, video_table(bare), TrainConfig(**base, test_identities="ann"))

@@ -13,12 +13,15 @@ import torch
 
 from dfdc_infer.aggregation import video_probability
 from dfdc_infer.models import ModelSpec, load_model
+from dfdc_train.calibration import fit_temperature, probabilities, video_logloss
 from dfdc_train.checkpoints import load_training_state, resume_path, save_training_state
 from dfdc_train.config import TrainConfig
+from dfdc_train.evaluation import slice_table, write_slice_table
 from dfdc_train.history import format_table, write_history
 from dfdc_train.losses import bce_loss, focal_loss, loss_for_epoch
 from dfdc_train.metrics import clipped_logloss, per_video, roc_auc, score
 from dfdc_train.schedule import build_optimizer, build_scheduler, layer_groups, set_trainable
+from dfdc_train.splits import Split
 from dfdc_train.train import build_model
 
 
@@ -131,3 +134,38 @@ def test_checkpoint_is_the_packaging_format_with_a_resume_file(tmp_path: Path) -
     resume_path(path).unlink()
     with pytest.raises(FileNotFoundError, match="resume state not found: .*last.resume.pt"):
         load_training_state(path)
+
+
+def test_temperature_fit_recovers_an_overconfident_models_scale() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0.0, 1.0], 200)
+    calibrated = 2 * (rng.normal(0, 1, 400) + np.where(labels == 1, 1.0, -1.0))  # N(+-1, 1): the log-likelihood ratio is 2x
+    videos = np.arange(400).astype(str)  # one crop per video
+    overconfident = 4 * calibrated
+    temperature = fit_temperature(videos, labels, overconfident)
+    assert 3.0 < temperature < 5.5
+    assert fit_temperature(videos, labels, calibrated / 3) == 1.0  # an underconfident model is never sharpened
+    before, after = (video_logloss(videos, labels, overconfident, t, 0.01, 0.99) for t in (1.0, temperature))
+    assert after < before - 0.1
+    assert roc_auc(labels, probabilities(overconfident, temperature)) == pytest.approx(roc_auc(labels, overconfident))  # ranking kept
+
+
+def test_slice_table_separates_methods_and_seen_from_unseen_identities(tmp_path: Path) -> None:
+    rows = [("r1", "REAL", "ann", ""), ("f1", "FAKE", "ann", "self-blend"), ("r2", "REAL", "bob", ""), ("f2", "FAKE", "bob", "part-warp"),
+            ("r3", "REAL", "cid", ""), ("f3", "FAKE", "cid", "self-blend")]
+    crops = pd.DataFrame([{"video": v, "label": label, "identity": who, "method": how, "path": f"{v}.jpg"} for v, label, who, how in rows
+                          for _ in range(2)])
+    logits = np.repeat([-2.0, 2.0, -1.0, 0.5, -2.0, -0.5], 2)
+    split = Split("test", frozenset(), crops, crops.drop_duplicates("video"))
+    table = slice_table(split, logits, 1.0, {"ann"}, {"self-blend"}, TrainConfig()).set_index("slice")
+    assert list(table.index) == ["all", "seen identities", "unseen identities", "method part-warp (held out)", "method self-blend (seen)",
+                                 "unseen identities, held-out methods"]
+    assert table.loc["seen identities", ["videos", "real", "fake", "auc"]].tolist() == [2, 1, 1, 1.0]
+    assert table.loc["unseen identities", ["videos", "real", "fake"]].tolist() == [4, 2, 2]
+    assert table.loc["unseen identities", "auc"] == pytest.approx(1.0)  # fakes 0.5, -0.5 above reals -1, -2
+    assert table.loc["method part-warp (held out)", ["real", "fake"]].tolist() == [3, 1]
+    assert table.loc["unseen identities, held-out methods", ["real", "fake"]].tolist() == [2, 1]
+    expected = clipped_logloss([0, 1], [1 / (1 + math.exp(2)), 1 / (1 + math.exp(-2))])
+    assert table.loc["seen identities", "logloss"] == pytest.approx(expected)
+    csv_path, png_path = write_slice_table(table.reset_index(), tmp_path, "test")
+    assert pd.read_csv(csv_path)["slice"].iloc[0] == "all" and png_path.read_bytes()[:4] == b"\x89PNG"

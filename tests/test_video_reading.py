@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
 from dfdc_infer.config import InferenceConfig
-from dfdc_infer.video_reading import CPU_READERS, FrameSampling, VideoReadError, create_reader, read_video
+from dfdc_infer.video_reading import READERS, CPU_READERS, FrameSampling, SampledFrames, VideoReadError, create_reader, read_video
 from dfdc_sample.generate import write_video
 
 
@@ -32,9 +34,16 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
     noisy = numbered_frames(60)
     noisy[:, 48:] = np.random.default_rng(0).integers(0, 256, size=noisy[:, 48:].shape, dtype=np.uint8)  # bulk per frame
-    whole = write_video(root / "long.mp4", noisy).read_bytes()
+    paths["long"] = write_video(root / "long.mp4", noisy)
+    whole = paths["long"].read_bytes()
     paths["truncated"] = root / "truncated.mp4"
     paths["truncated"].write_bytes(whole[: len(whole) // 2])
+    paths["corrupt_tail"] = root / "corrupt_tail.mp4"  # the index is intact, the last 40% of the bytes are garbage
+    cut = len(whole) * 6 // 10
+    paths["corrupt_tail"].write_bytes(whole[:cut] + np.random.default_rng(1).integers(0, 256, len(whole) - cut, dtype=np.uint8).tobytes())
+    paths["raw_h264"] = root / "raw_h264.mp4"  # an elementary stream named .mp4: no container timestamps
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(paths["plain"]), "-c", "copy",
+                    "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(paths["raw_h264"])], check=True)
     paths["empty"] = root / "empty.mp4"
     paths["empty"].write_bytes(b"")
     paths["text"] = root / "text.mp4"
@@ -81,9 +90,19 @@ def test_backend_returns_the_sampled_frames_with_their_indices(videos: dict[str,
 
 def test_backends_agree_pixel_for_pixel(videos: dict[str, Path]) -> None:
     decord_frames = create_reader("decord").read(videos["plain"], FrameSampling(5)).frames
-    opencv_frames = create_reader("opencv").read(videos["plain"], FrameSampling(5)).frames
-    assert decord_frames.shape == opencv_frames.shape
-    assert np.abs(decord_frames.astype(int) - opencv_frames).mean() < 1.0
+    for other in ("opencv", "pyav"):
+        frames = create_reader(other).read(videos["plain"], FrameSampling(5)).frames
+        assert decord_frames.shape == frames.shape
+        assert np.abs(decord_frames.astype(int) - frames).mean() < 1.0
+
+
+def test_pyav_skipping_non_reference_frames_still_gives_every_sampled_frame_exactly(videos: dict[str, Path]) -> None:
+    """The noisy video has B-frames; each sampling skips a different set of them."""
+    for sampling in (FrameSampling(1), FrameSampling(7), FrameSampling(frames_per_video=9, rounding="floor")):
+        mine = create_reader("pyav").read(videos["long"], sampling)
+        theirs = create_reader("decord").read(videos["long"], sampling)
+        assert np.array_equal(mine.indices, theirs.indices) and mine.total_frames == theirs.total_frames == 60
+        assert np.abs(mine.frames.astype(int) - theirs.frames).mean() < 1.0
 
 
 @pytest.mark.parametrize("backend", CPU_READERS)
@@ -115,14 +134,44 @@ def test_truncated_video_falls_back_to_opencv_and_logs_it(videos: dict[str, Path
     assert any("truncated.mp4" in record.message and "retrying with opencv" in record.message for record in caplog.records)
 
 
+def test_a_video_whose_later_frames_fail_to_decode_gives_the_frames_before(videos: dict[str, Path]) -> None:
+    sample = read_video(videos["corrupt_tail"], InferenceConfig())
+    assert sample.backend == "pyav"
+    assert sample.indices.tolist() == [10 * i for i in range(len(sample.indices))] and 0 < len(sample.indices) < 6
+    intact = create_reader("pyav").read(videos["long"], FrameSampling(10))
+    assert np.array_equal(sample.frames[1:], intact.frames[1 : len(sample.indices)]), "the frames before the damage are exact"
+
+
+def test_a_file_pyav_cannot_number_goes_to_the_next_reader(videos: dict[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="dfdc_infer.video_reading"):
+        sample = read_video(videos["raw_h264"], InferenceConfig())
+    assert sample.backend == "opencv" and sample.indices.tolist() == [0, 10, 20]
+    assert "raw_h264.mp4: pyav: packets without distinct timestamps, cannot number the frames; retrying with decord" in caplog.text
+
+
+def test_a_file_pyav_cannot_open_goes_to_the_next_reader(
+    videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Refusing:
+        def read(self, path: Path, sampling: FrameSampling) -> SampledFrames:
+            raise VideoReadError("pyav: Invalid data found when processing input")
+
+    monkeypatch.setitem(READERS, "pyav", Refusing)
+    with caplog.at_level(logging.WARNING, logger="dfdc_infer.video_reading"):
+        sample = read_video(videos["plain"], InferenceConfig(reader="pyav"))
+    assert sample.backend == "decord" and [frame_number(frame) for frame in sample.frames] == [0, 10, 20]
+    assert "plain.mp4: pyav: Invalid data found when processing input; retrying with decord" in caplog.text
+
+
 @pytest.mark.parametrize("name", ["empty", "text"])
 def test_unreadable_files_raise_a_clear_error_naming_each_backend(videos: dict[str, Path], name: str) -> None:
     with pytest.raises(VideoReadError) as raised:
         read_video(videos[name], InferenceConfig())
     message = str(raised.value)
-    assert message.startswith("decord:") and "opencv: cannot open the file" in message
+    assert message.startswith("pyav: Invalid data found when processing input; decord:")
+    assert "opencv: cannot open the file" in message
 
 
 def test_unknown_reader_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown video reader 'nvdecx'; known: auto, decord, nvdec, opencv"):
+    with pytest.raises(ValueError, match="unknown video reader 'nvdecx'; known: auto, decord, nvdec, opencv, pyav"):
         create_reader("nvdecx")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m dfdc_infer predict ...`` and ``python -m dfdc_infer init-checkpoint ...``.
+"""Command line: ``python -m dfdc_infer predict | init-checkpoint | import-checkpoint ...``.
 
 Every problem with the user's input (a missing path, a bad checkpoint, a malformed CSV, an invalid
 setting) ends with one line ``error: ...`` on stderr and exit code 2, never a traceback.
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import add_config_arguments, config_from_args
+from .importers import IMPORTERS, import_checkpoint
 from .models import CheckpointError, init_checkpoint
 from .run import run_submission
 from .submission import SubmissionError
@@ -39,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--arch", default="tf_efficientnet_b0", help="timm architecture name")
     init.add_argument("--input-size", type=int, default=None, help="default: the architecture's own")
     init.add_argument("--seed", type=int, default=0)
+
+    imported = commands.add_parser("import-checkpoint", help="convert another project's released weights into our checkpoint format")
+    imported.add_argument("file", type=Path, help="the released checkpoint file")
+    imported.add_argument("--from", dest="importer", required=True, metavar="NAME", help=f"its layout: {', '.join(IMPORTERS)}")
+    imported.add_argument("--out", type=Path, required=True, help="where to write the dfdc-checkpoint/1 file")
+    imported.add_argument("--encoder", help="timm encoder name (default: read from a release-style file name)")
+    imported.add_argument("--input-size", type=int, default=None, help="default: the importer's (dfdc-1st: 380)")
     return parser
 
 
@@ -49,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "init-checkpoint":
             path = init_checkpoint(args.out, args.arch, args.input_size, args.seed)
             print(f"wrote untrained {args.arch} checkpoint to {path}")
+        elif args.command == "import-checkpoint":
+            spec = import_checkpoint(args.importer, args.file, args.out, args.encoder, args.input_size)
+            print(f"wrote {args.out}: {spec.arch}@{spec.input_size} imported with {args.importer} from {args.file.name}")
         else:
             run_submission(
                 config_from_args(args), args.videos, args.sample_submission, args.checkpoint, args.out, args.detector_weights,

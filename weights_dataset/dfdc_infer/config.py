@@ -30,12 +30,23 @@ def setting(default: Any, help: str, *, kind: type | None = None, parse: Callabl
     return field(default=default, metadata={"help": help, "kind": kind, "parse": parse, "choices": choices, "metavar": metavar})
 
 
+def _detector_scale(text: str) -> float | str:
+    """``--detector-scale``: ``auto`` or a number (range checked by ``InferenceConfig``)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"detector_scale must be a number in (0, 1] or 'auto', got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """Everything that changes what the pipeline computes or how it schedules the work."""
 
     # Video reading
-    reader: str = setting("auto", "Decode backend by name (``video_reading.READERS``): ``auto`` (``nvdec`` on the GPU where it works, else ``decord``), ``nvdec``, ``decord``, ``opencv``.")
+    reader: str = setting("auto", "Decode backend by name (``video_reading.READERS``): ``auto`` (the first that runs here of "
+                          "``nvdec`` on the GPU, ``pyav``, ``decord``), ``nvdec``, ``pyav``, ``decord``, ``opencv``.")
     frame_step: int = setting(10, "Sample every Nth frame (0, N, 2N, ...). Ignored when ``frames_per_video`` is set.")
     frames_per_video: int | None = setting(None, "If set, sample this many evenly spaced frames instead of every ``frame_step``-th.", kind=int)
     frame_rounding: str = setting("round", "How evenly spaced positions become frame numbers: ``round`` to the nearest, or ``floor`` "
@@ -45,7 +56,13 @@ class InferenceConfig:
 
     # Face detection
     detector: str = setting("mtcnn", "Face detector backend by name (``face_detection.DETECTORS``): ``mtcnn`` or ``haar``.")
-    detector_scale: float = setting(0.5, "Frames are resized by this factor before detection; boxes are mapped back to full size.")
+    detector_scale: float | str = setting("auto", "Frames are resized by this factor before detection (boxes are mapped back to full "
+                                          "size), or ``auto``: by the frame's longer side, 2x under 300 px, 1x up to 1000, 0.5x up "
+                                          "to 1900, 0.33x above (the 1st place's rule).", parse=_detector_scale,
+                                          metavar="auto|X")
+    detect_every: int = setting(4, "Run the detector on every Nth sampled frame (and the first and last) and carry each face "
+                                "between them, confirmed by MTCNN's O-Net; detect more where unsure (``face_tracking``). 1 "
+                                "detects every sampled frame.")
     min_face_size: int = setting(40, "Smallest face side to look for, in full-resolution pixels.")
     detector_thresholds: tuple[float, float, float] = setting((0.6, 0.7, 0.8), "MTCNN's per-stage face-probability thresholds (P-, R-, O-Net).")
     detector_batch_size: int = setting(16, "Frames passed to the detector at once.")
@@ -85,8 +102,10 @@ class InferenceConfig:
             raise ValueError(f"frame_step must be >= 1, got {self.frame_step}")
         if self.frames_per_video is not None and self.frames_per_video < 1:
             raise ValueError(f"frames_per_video must be >= 1, got {self.frames_per_video}")
-        if not 0.0 < self.detector_scale <= 1.0:
-            raise ValueError(f"detector_scale must be in (0, 1], got {self.detector_scale}")
+        if self.detector_scale != "auto" and not (isinstance(self.detector_scale, (int, float)) and 0.0 < self.detector_scale <= 1.0):
+            raise ValueError(f"detector_scale must be in (0, 1] or 'auto', got {self.detector_scale!r}")
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.max_crops_per_video is not None and self.max_crops_per_video < 1:
             raise ValueError(f"max_crops_per_video must be >= 1, got {self.max_crops_per_video}")
         if self.crop_margin < 1.0:
@@ -169,10 +188,11 @@ PRESETS: Registry[Preset] = Registry("preset")
 PRESETS.add("seed", Preset("this product's defaults: every 10th frame, the largest face, a square crop x1.3, the mean, clip [0.01, 0.99]", {}))
 PRESETS.add("dfdc-1st", Preset(
     "the DFDC 1st place's kernel (selimsef/dfdc_deepfake_challenge): 32 frames (linspace, truncated), MTCNN 0.7/0.8/0.8 on "
-    "frames halved with PIL, every face, the box widened by a third and centred on black, at most 127 crops, the confident "
-    "strategy per model, no clipping; use with checkpoints from `import-checkpoint --from dfdc-1st` (input 380)",
+    "frames halved with PIL (every frame detected), every face, the box widened by a third and centred on black, at most "
+    "127 crops, the confident strategy per model, no clipping; use with checkpoints from `import-checkpoint --from "
+    "dfdc-1st` (input 380)",
     {"frames_per_video": 32, "frame_rounding": "floor", "detector": "mtcnn", "detector_thresholds": (0.7, 0.8, 0.8),
-     "min_face_size": 40, "detector_scale": 0.5, "detector_resize": "pil", "clip_boxes": False, "all_faces": True,
+     "min_face_size": 40, "detector_scale": 0.5, "detect_every": 1, "detector_resize": "pil", "clip_boxes": False, "all_faces": True,
      "crop_geometry": "dfdc-1st", "max_crops_per_video": 127, "aggregation": "confident", "clip_min": 0.0, "clip_max": 1.0},
 ))
 

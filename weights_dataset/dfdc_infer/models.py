@@ -6,7 +6,9 @@ offline, with ``timm.create_model(arch, pretrained=False, num_classes=1)`` and `
     {"format": "dfdc-checkpoint/1", "arch": "tf_efficientnet_b0", "input_size": 224,
      "mean": [r, g, b], "std": [r, g, b], "state_dict": {...}, "meta": {...}}
 
-``meta`` is free-form (training metrics, config). The single output is a logit for FAKE.
+``meta`` is free-form (training metrics, config), except ``meta["temperature"]``: the scalar a
+trained model's logit is divided by before the sigmoid (fitted on validation data by training's
+calibration; 1 when absent). The single output is a logit for FAKE.
 """
 
 from __future__ import annotations
@@ -119,17 +121,23 @@ def load_model(path: Path) -> tuple[torch.nn.Module, ModelSpec]:
         model = create_network(spec.arch)
     except RuntimeError as error:  # timm: "Unknown model (...)"
         raise CheckpointError(f"{path}: unknown timm architecture {spec.arch!r}") from error
+    load_exactly(model, state_dict, f"{path}: weights do not fit {spec.arch}")
+    return model.float().eval(), spec
+
+
+def load_exactly(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], failure: str) -> None:
+    """``model.load_state_dict`` that accepts only the exact key set and shapes; otherwise one
+    ``CheckpointError`` line, ``failure`` followed by what is missing, extra or resized."""
     expected = model.state_dict()
     missing = [name for name in expected if name not in state_dict]
     unexpected = [name for name in state_dict if name not in expected]
     resized = [name for name in expected if name in state_dict and state_dict[name].shape != expected[name].shape]
     if missing or unexpected or resized:
         raise CheckpointError(
-            f"{path}: weights do not fit {spec.arch}: {len(missing)} missing (e.g. {missing[:2]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(resized)} of another shape (e.g. {resized[:2]})"
+            f"{failure}: {len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
+            f"{len(resized)} of another shape (e.g. {resized[:2]})"
         )
     model.load_state_dict(state_dict)
-    return model.float().eval(), spec
 
 
 class Ensemble:
@@ -186,7 +194,7 @@ class Ensemble:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=images.device.type, dtype=torch.float16, enabled=self.half):
             logits = model(inputs)
-        return torch.sigmoid(logits.float()).view(-1).cpu().numpy()
+        return torch.sigmoid(logits.float() / float(spec.meta.get("temperature", 1.0))).view(-1).cpu().numpy()
 
 
 def preprocess(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:

@@ -1,10 +1,18 @@
 """Pipeline and scheduling: videos in, one ``VideoResult`` per video out, never an exception.
 
-Per video: decode the sampled frames (``video_reading``), detect faces (``face_detection``), crop
-(``cropping``); crops of several videos are pooled so the ensemble (``models``) sees full batches;
-a video's label is the aggregate of its crops (``aggregation``). Decoding of the next videos runs
-ahead in background threads (decord and OpenCV release the GIL), bounded by
-``config.prefetch_videos`` so memory stays flat however many videos there are.
+Per video: decode the sampled frames (``video_reading``), find faces on them (``face_tracking``
+running the ``face_detection`` backend on the frames that need it), crop (``cropping``); crops of
+several videos are pooled so the ensemble (``models``) sees full batches; a video's label is the
+aggregate of its crops (``aggregation``).
+
+Three stages overlap, each in its own thread:
+
+- decoding of the next videos runs in ``decode_workers`` background threads (the decoders release
+  the GIL), bounded by ``prefetch_videos`` so memory stays flat however many videos there are;
+- detection and cropping of video n+1 run in one detect thread (on its own CUDA stream on a GPU)
+  while the main thread classifies video n's crops;
+- the main thread classifies and asks the budget guard, always after video n's detection is done,
+  so the guard's view of the run does not depend on thread timing.
 
 Anything that goes wrong with one video (unreadable file, no face, even an unexpected error) is
 logged with its reason and that video gets ``config.fallback_label``: the run always finishes with
@@ -13,6 +21,7 @@ a row for every video.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import time
@@ -23,15 +32,17 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+import torch
 
 from .aggregation import AGGREGATIONS, video_probability
 from .budget import BudgetGuard
 from .config import InferenceConfig
 from .cropping import CROP_GEOMETRIES, crop_frames
 from .face_detection import FaceDetector
+from .face_tracking import FaceTracker
 from .models import Ensemble
 from .progress import ProgressLine
-from .video_reading import ReaderUnavailable, SampledFrames, VideoReadError, choose_reader, gpu_reader_mismatch, read_video
+from .video_reading import CPU_READERS, ReaderUnavailable, SampledFrames, VideoReadError, choose_reader, gpu_reader_mismatch, read_video
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +63,7 @@ class VideoResult:
 
 @dataclass
 class StageTimes:
-    """Seconds spent per stage, summed over videos (decode runs in background threads)."""
+    """Seconds spent per stage, summed over videos (decode and detect run in background threads)."""
 
     decode: float = 0.0
     detect: float = 0.0
@@ -61,6 +72,28 @@ class StageTimes:
 
     def as_dict(self) -> dict[str, float]:
         return {"decode": self.decode, "detect": self.detect, "crop": self.crop, "classify": self.classify}
+
+
+@dataclass(frozen=True)
+class Span:
+    """One stage's work on one video (or on one batch, for classify), in seconds from the run's start:
+    the benchmark draws them as a timeline to show which stages overlap."""
+
+    stage: str
+    start: float
+    end: float
+
+
+@dataclass
+class _Prepared:
+    """A video after the detect thread: its crops, or the result it ends with (missing, failed, no face)."""
+
+    filename: str
+    crops: np.ndarray | None = None
+    result: VideoResult | None = None
+    frames: int = 0
+    times: StageTimes = field(default_factory=StageTimes)
+    spans: list[Span] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +112,8 @@ class RunStats:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     stages: StageTimes = field(default_factory=StageTimes)
     seconds: float = 0.0
+    timeline: list[Span] = field(default_factory=list)
+    """Every stage's spans, for the benchmark's chart (a few per video: small even for 4000)."""
 
     @property
     def videos(self) -> int:
@@ -95,15 +130,15 @@ class RunStats:
         )
 
 
-def _decode(path: Path, config: InferenceConfig) -> tuple[SampledFrames | None, str, float]:
-    """Background-thread task: (frames or None, failure reason, seconds)."""
+def _decode(path: Path, config: InferenceConfig) -> tuple[SampledFrames | None, str, float, float]:
+    """Background-thread task: (frames or None, failure reason, start and end ``perf_counter``)."""
     started = time.perf_counter()
     try:
-        return read_video(path, config), "", time.perf_counter() - started
+        return read_video(path, config), "", started, time.perf_counter()
     except VideoReadError as error:
-        return None, str(error), time.perf_counter() - started
+        return None, str(error), started, time.perf_counter()
     except Exception as error:  # a decoder bug must cost one video, not the run
-        return None, f"unexpected {type(error).__name__}: {error}", time.perf_counter() - started
+        return None, f"unexpected {type(error).__name__}: {error}", started, time.perf_counter()
 
 
 class VideoScorer:
@@ -118,17 +153,21 @@ class VideoScorer:
         CROP_GEOMETRIES.check(config.crop_geometry)  # a typo fails here, before any video is read
         AGGREGATIONS.check(config.aggregation)
         self.config = replace(config, reader=choose_reader(config.reader))
-        self.detector = detector
+        self.faces = FaceTracker(detector, config.detect_every)
         self.ensemble = ensemble
         self.guard = guard
         self.stats = RunStats()
         self._frames_seen = 0
         self._cuts_left = True
+        self._started = time.perf_counter()
+        device = ensemble.device
+        self._detect_stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        """Detection's own CUDA stream, so its kernels can run beside the classifier's."""
 
     def score(self, video_dir: Path, filenames: Iterable[str]) -> Iterator[VideoResult]:
         """Yield a result for every filename (in completion order, which may differ from input order)."""
         filenames = list(filenames)
-        started = time.perf_counter()
+        self._started = started = time.perf_counter()
         self._check_gpu_reader(Path(video_dir), filenames)
         progress = ProgressLine(total=len(filenames), unit="videos")
         pending: list[_Pending] = []
@@ -142,14 +181,16 @@ class VideoScorer:
                 progress.advance()
                 yield result
 
-        with ThreadPoolExecutor(max_workers=self.config.decode_workers, thread_name_prefix="decode") as pool:
-            for filename, decoded in self._decoded(pool, Path(video_dir), filenames):
+        with ThreadPoolExecutor(self.config.decode_workers, thread_name_prefix="decode") as decoders, \
+                ThreadPoolExecutor(1, thread_name_prefix="detect") as detection:
+            for prepared in self._prepared(decoders, detection, Path(video_dir), filenames):
                 go_on, flushed = self._within_budget(len(filenames), pending)
                 yield from emit(flushed)
                 if not go_on:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    decoders.shutdown(wait=False, cancel_futures=True)
+                    detection.shutdown(wait=False, cancel_futures=True)
                     break
-                yield from emit(self._handle(filename, decoded, pending))
+                yield from emit(self._take(prepared, pending))
         yield from emit(self._classify(pending))
         late = [name for name in filenames if name not in finished]
         if late:
@@ -171,8 +212,9 @@ class VideoScorer:
             except (VideoReadError, ReaderUnavailable) as error:
                 problem = f"cannot compare on {path.name}: {error}"
         if problem is not None:
-            log.warning("GPU decode off for this run (%s); decoding with decord on the CPU", problem)
-            self.config = replace(self.config, reader="decord")
+            cpu = choose_reader(CPU_READERS[0])  # the fastest CPU reader that runs here
+            log.warning("GPU decode off for this run (%s); decoding with %s on the CPU", problem, cpu)
+            self.config = replace(self.config, reader=cpu)
 
     def _within_budget(self, total: int, pending: list[_Pending]) -> tuple[bool, list[VideoResult]]:
         """Ask the guard and apply its cut (fewer frames, then one model less).
@@ -201,57 +243,98 @@ class VideoScorer:
             self.guard.restart_rate(done, in_flight=self.config.prefetch_videos)
         return True, flushed
 
-    def _decoded(
-        self, pool: ThreadPoolExecutor, video_dir: Path, filenames: list[str]
-    ) -> Iterator[tuple[str, Future | None]]:
-        """Filenames with their decode futures, keeping at most ``prefetch_videos`` in flight."""
-        queue: deque[tuple[str, Future | None]] = deque()
+    def _prepared(
+        self, decoders: ThreadPoolExecutor, detection: ThreadPoolExecutor, video_dir: Path, filenames: list[str]
+    ) -> Iterator[_Prepared]:
+        """Each video detected and cropped, in order; the next one's detection is already running
+        in the detect thread when a video is handed out (to be classified meanwhile). At most
+        ``prefetch_videos`` videos are ahead (decoding, decoded or in detection), as many as the
+        budget guard lets through unmeasured after a cut."""
+        decoding: deque[tuple[str, Future | None]] = deque()
         names = iter(filenames)
+        ahead: Future | None = None
         while True:
-            while len(queue) < self.config.prefetch_videos:
-                name = next(names, None)
-                if name is None:
-                    break
+            while len(decoding) + (ahead is not None) < self.config.prefetch_videos and (name := next(names, None)) is not None:
                 path = video_dir / name
-                queue.append((name, pool.submit(_decode, path, self.config) if path.is_file() else None))
-            if not queue:
-                return
-            yield queue.popleft()
+                decoding.append((name, decoders.submit(_decode, path, self.config) if path.is_file() else None))
+            if ahead is None:
+                if not decoding:
+                    return
+                ahead = detection.submit(self._prepare, *decoding.popleft())
+            prepared = ahead.result()  # before the guard is asked, so what it sees does not depend on timing
+            ahead = detection.submit(self._prepare, *decoding.popleft()) if decoding else None
+            self._record(prepared)
+            yield prepared
 
-    def _handle(self, filename: str, decoded: Future | None, pending: list[_Pending]) -> list[VideoResult]:
-        """Detect and crop one decoded video; classify the pool once it fills a batch."""
+    def _prepare(self, filename: str, decoded: Future | None) -> _Prepared:
+        """Detect thread: wait for the video's frames, find the faces, cut the crops."""
         fallback = self.config.fallback_label
         if decoded is None:
             log.warning("%s: not found on disk -> %.2f", filename, fallback)
-            return [VideoResult(filename, fallback, "missing", "file not found")]
-        sample, reason, seconds = decoded.result()
-        self.stats.stages.decode += seconds
+            return _Prepared(filename, result=VideoResult(filename, fallback, "missing", "file not found"))
+        sample, reason, started, ended = decoded.result()
+        prepared = _Prepared(filename, times=StageTimes(decode=ended - started), spans=[self._span("decode", started, ended)])
         if sample is None:
             log.warning("%s: cannot decode (%s) -> %.2f", filename, reason, fallback)
-            return [VideoResult(filename, fallback, "failed", reason)]
+            prepared.result = VideoResult(filename, fallback, "failed", reason)
+            return prepared
+        prepared.frames = len(sample.indices)
         try:
-            crops = self._crops(sample)
+            with self._on_detect_stream():
+                prepared.crops = self._crops(sample, prepared)
         except Exception as error:  # detector or crop fault on odd frames: lose one video, not the run
             log.warning("%s: face detection failed (%s: %s) -> %.2f", filename, type(error).__name__, error, fallback)
-            return [VideoResult(filename, fallback, "failed", f"detection: {error}", frames=len(sample.indices))]
-        if len(crops) == 0:
-            log.warning("%s: no face in %d sampled frames -> %.2f", filename, len(sample.indices), fallback)
-            return [VideoResult(filename, fallback, "no_face", "no face detected", frames=len(sample.indices))]
-        pending.append(_Pending(filename, crops, len(sample.indices)))
-        if sum(len(item.crops) for item in pending) < self.config.batch_size:
-            return []
-        return self._classify(pending)
+            prepared.result = VideoResult(filename, fallback, "failed", f"detection: {error}", frames=prepared.frames)
+            return prepared
+        if len(prepared.crops) == 0:
+            log.warning("%s: no face in %d sampled frames -> %.2f", filename, prepared.frames, fallback)
+            prepared.result = VideoResult(filename, fallback, "no_face", "no face detected", frames=prepared.frames)
+        return prepared
 
-    def _crops(self, sample: SampledFrames) -> np.ndarray:
+    @contextlib.contextmanager
+    def _on_detect_stream(self) -> Iterator[None]:
+        """Detection's CUDA stream, synchronized on leaving: the frames (allocated on the decoders'
+        stream) may be freed and their memory reused as soon as this video's work is handed on."""
+        if self._detect_stream is None:
+            yield
+            return
+        try:
+            with torch.cuda.stream(self._detect_stream):
+                yield
+        finally:
+            self._detect_stream.synchronize()
+
+    def _crops(self, sample: SampledFrames, prepared: _Prepared) -> np.ndarray:
         started = time.perf_counter()
-        detections = self.detector.detect(sample.frames)
-        self.stats.stages.detect += time.perf_counter() - started
-        started = time.perf_counter()
+        detections = self.faces.detect(sample.frames, sample.indices)
+        detected = time.perf_counter()
         config = self.config
         crops, _ = crop_frames(sample.frames, detections, self.ensemble.crop_size, config.crop_margin, config.all_faces,
                                config.crop_geometry, config.max_crops_per_video)
-        self.stats.stages.crop += time.perf_counter() - started
+        cropped = time.perf_counter()
+        prepared.times.detect, prepared.times.crop = detected - started, cropped - detected
+        prepared.spans += [self._span("detect", started, detected), self._span("crop", detected, cropped)]
         return crops
+
+    def _span(self, stage: str, start: float, end: float) -> Span:
+        return Span(stage, start - self._started, end - self._started)
+
+    def _record(self, prepared: _Prepared) -> None:
+        for stage, seconds in prepared.times.as_dict().items():
+            setattr(self.stats.stages, stage, getattr(self.stats.stages, stage) + seconds)
+        self.stats.timeline += prepared.spans
+
+    def _take(self, prepared: _Prepared, pending: list[_Pending]) -> list[VideoResult]:
+        """Pool one prepared video's crops; classify the pool once it fills a batch."""
+        if prepared.result is not None:
+            return [prepared.result]
+        results = []
+        if pending and pending[0].crops.shape[1:] != prepared.crops.shape[1:]:  # cut before the budget dropped a model
+            results = self._classify(pending)
+        pending.append(_Pending(prepared.filename, prepared.crops, prepared.frames))
+        if sum(len(item.crops) for item in pending) >= self.config.batch_size:
+            results += self._classify(pending)
+        return results
 
     def _classify(self, pending: list[_Pending]) -> list[VideoResult]:
         """Score all pooled crops in shared batches, then give each pooled video its label."""
@@ -278,7 +361,8 @@ class VideoScorer:
                 )
                 for item, start, stop in zip(pending, bounds[:-1], bounds[1:])
             ]
-        self.stats.stages.classify += time.perf_counter() - started
+        ended = time.perf_counter()
+        self.stats.stages.classify += ended - started
+        self.stats.timeline.append(self._span("classify", started, ended))
         pending.clear()
         return results
-

@@ -1,12 +1,14 @@
-"""The README's first command: a whole local run on generated sample videos.
+"""The README's first command: a whole local run on generated sample videos, scored by a small trained model.
 
-    python -m dfdc_sample.dry_run [--workdir runs/dry-run] [--checkpoint a.pt ...] [inference flags]
+    python -m dfdc_sample.dry_run [--workdir runs/dry-run] [--videos 16] [--checkpoint a.pt ...] [--untrained] [inference flags]
 
-1. generates DFDC-format sample data (unless the work folder already has it),
-2. writes an untrained EfficientNet-B0 checkpoint when none is given (its scores mean nothing:
-   train one with the training pipeline for real predictions),
+1. generates DFDC-format sample videos (unless the work folder already has them) of the identities
+   the checkpoint never saw in training (its ``meta["identities_seen"]``), fakes by every method,
+2. scores them with the demo checkpoint shipped in this package (``DEMO_CHECKPOINT``: a tiny model
+   trained on generated data only, see the README), or the given checkpoints, or ``--untrained``
+   (an untrained EfficientNet-B0: the pipeline runs, its scores mean nothing),
 3. runs the real inference pipeline and writes ``submission.csv``,
-4. prints the CSV and its logloss against the generated labels.
+4. prints the CSV and its logloss and AUC against the generated labels.
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from dfdc_fakes import METHODS
 from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
 from dfdc_infer.config import add_config_arguments, config_from_args
-from dfdc_infer.models import init_checkpoint
+from dfdc_infer.models import init_checkpoint, read_checkpoint
 from dfdc_infer.run import run_submission
+from dfdc_sample.faces import load_face_sprites
 from dfdc_sample.generate import generate_dataset
+
+DEMO_CHECKPOINT = Path(__file__).with_name("demo-model.pt")
+"""A tiny model trained on generated videos only (README "Sample data": the one command that made it)."""
 
 
 def logloss(labels: np.ndarray, predictions: np.ndarray) -> float:
@@ -34,28 +41,52 @@ def logloss(labels: np.ndarray, predictions: np.ndarray) -> float:
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
 
+def auc(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Probability that a random fake scores above a random real (ties count half)."""
+    fakes, reals = predictions[labels == 1], predictions[labels == 0]
+    if len(fakes) == 0 or len(reals) == 0:
+        return float("nan")
+    return float(((fakes[:, None] > reals[None, :]) + 0.5 * (fakes[:, None] == reals[None, :])).mean())
+
+
+def unseen_identities(checkpoints: list[Path]) -> tuple[list[str] | None, str]:
+    """Identities none of the checkpoints trained on (None: all), and a sentence saying so."""
+    seen = set()
+    for path in checkpoints:
+        seen |= set(read_checkpoint(path)[0].meta.get("identities_seen", []))
+    available = [sprite.identity for sprite in load_face_sprites()]
+    unseen = [name for name in available if name not in seen]
+    if not seen:
+        return None, "identities: all available (the checkpoint records none it trained on)"
+    if not unseen:
+        return None, f"identities: all available; every one was SEEN in training ({', '.join(sorted(seen))})"
+    return unseen, f"identities never seen in training: {', '.join(unseen)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dfdc_sample.dry_run", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("runs/dry-run"))
-    parser.add_argument("--videos", type=int, default=8, help="sample videos to generate (default 8)")
-    parser.add_argument("--checkpoint", type=Path, action="append", help="trained checkpoint(s); default: an untrained B0")
+    parser.add_argument("--videos", type=int, default=16, help="sample videos to generate (default 16)")
+    parser.add_argument("--checkpoint", type=Path, action="append", help=f"checkpoint(s); default: {DEMO_CHECKPOINT.name}")
+    parser.add_argument("--untrained", action="store_true", help="score with an untrained EfficientNet-B0 instead (meaningless scores)")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
-    data = args.workdir / "data"
-    if not (data / "sample_submission.csv").is_file():
-        generate_dataset(data, videos=args.videos)
-        print(f"generated {args.videos} sample videos in {data / 'test_videos'}")
-    checkpoints = args.checkpoint
-    if not checkpoints:
+    checkpoints = args.checkpoint or [DEMO_CHECKPOINT]
+    if args.untrained:
         untrained = args.workdir / "untrained-tf_efficientnet_b0.pt"
         if not untrained.is_file():
             init_checkpoint(untrained, "tf_efficientnet_b0")
         print(f"using {untrained}: UNTRAINED weights, its labels are real forward passes but mean nothing")
         checkpoints = [untrained]
-    output = args.workdir / "submission.csv"
+    data = args.workdir / "data"
     try:
+        identities, who = unseen_identities(checkpoints)
+        if not (data / "sample_submission.csv").is_file():
+            generate_dataset(data, videos=args.videos, identities=identities, seed=1)
+            print(f"generated {args.videos} sample videos in {data / 'test_videos'}; {who}")
+        output = args.workdir / "submission.csv"
         run_submission(config_from_args(args), data / "test_videos", data / "sample_submission.csv", checkpoints, output)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
@@ -64,9 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = pd.read_csv(output)
     metadata = json.loads((data / "metadata.json").read_text())
     table["truth"] = [metadata[name]["label"] for name in table["filename"]]
+    table["identity"] = [metadata[name].get("identity") or "-" for name in table["filename"]]
+    table["method"] = [metadata[name].get("method") or "-" for name in table["filename"]]
     print(f"\n{output}:\n{table.to_string(index=False)}\n")
-    score = logloss((table["truth"] == "FAKE").to_numpy(float), table["label"].to_numpy())
-    print(f"logloss against the generated labels: {score:.4f} (constant 0.5 scores 0.6931)")
+    labels, labels_predicted = (table["truth"] == "FAKE").to_numpy(float), table["label"].to_numpy()
+    methods_seen = set().union(*(read_checkpoint(path)[0].meta.get("methods_seen", []) for path in checkpoints))
+    held_out = sorted(set(METHODS.names()) - methods_seen) if methods_seen else []
+    print(f"logloss against the generated labels: {logloss(labels, labels_predicted):.4f} (constant 0.5 scores 0.6931), "
+          f"AUC {auc(labels, labels_predicted):.3f} (chance 0.5)")
+    print(f"{who}; fake methods held out of training: {', '.join(held_out) or 'none'}")
     return 0
 
 

@@ -1,36 +1,42 @@
-"""The face source: one real photograph, cut out once and pasted into frames.
+"""The face sources: real photographed heads, cut out automatically and varied per video.
 
-The sample videos need faces that a real detector finds, without shipping or downloading any
-data, so the face comes from the photograph scikit-image ships (``skimage.data.astronaut()``,
-512x512, public domain). The head is cut out along a hand-traced, feathered outline (an ellipse
-would keep a grey halo of the photo's backdrop); each video gets its own jittered copy
-(:func:`jitter_sprite`) and :func:`paste_sprite` composites it at sub-pixel positions so motion
-stays smooth. facenet-pytorch's MTCNN finds these faces at half resolution in >99% of frames.
+Every face photo of ``dfdc_sample.photos`` is searched with the project's own MTCNN (the kernel's
+detector); each face it finds becomes one identity (``astronaut``, ``hopper``, ``hanks``, and the
+group photo's ``t1-1`` ... ``t1-6`` from left to right). The head is cut with a soft mask, an
+ellipse placed from the face box (forehead and hair above the brows, a little neck below the chin)
+with a smooth edge, so no photo needs a hand-traced outline. Cut heads are cached beside the photos.
+
+Each video draws its own variant of a head (:func:`vary_sprite`): roll, aspect and shear (pose and
+face shape), a smile- or squint-like warp, skin tone, lighting from one side, colour, mirroring.
+All of it happens at photo resolution before the head is shrunk to video size, so a real video
+carries no warping trace at video resolution (which is what the ``part-warp`` fake leaves).
+:func:`paste_sprite` composites a head at sub-pixel positions so motion stays smooth.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import logging
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from skimage import data as skimage_data
 
-Box = tuple[float, float, float, float]
-"""A face box ``(x1, y1, x2, y2)`` in pixel coordinates."""
+from dfdc_fakes.masks import Box, ellipse_mask, landmarks_from_box
 
-# In photo pixels: the patch holding head, hair and collar; the outline of hair, face and neck
-# within it; and her face box as MTCNN (facenet-pytorch 2.6) detects it: (181.1, 62.2, 267.7, 172.1).
-_HEAD_REGION = (130, 0, 320, 250)
-_HEAD_OUTLINE = [(160, 58), (182, 34), (207, 22), (235, 17), (265, 23), (288, 42), (298, 75),
-                 (296, 110), (283, 135), (272, 160), (272, 178), (285, 205), (290, 240), (160, 240),
-                 (166, 205), (180, 178), (175, 160), (162, 135), (153, 105), (153, 80)]
-_FACE_IN_PHOTO: Box = (181.0, 62.0, 268.0, 172.0)
+from .photos import Photo, load_photos, photo_cache_dir
+
+log = logging.getLogger(__name__)
+
+CUT_VERSION = 1
+"""Part of the cache key: bump when the cutting changes."""
+MIN_FACE_SCORE, MIN_FACE_HEIGHT = 0.95, 60
 
 
 @dataclass(frozen=True)
 class FaceSprite:
-    """A cut-out head: colour, opacity and where the face (detector-style box) sits in it."""
+    """A cut-out head: colour, opacity, where the face (detector-style box) sits in it, and who it is."""
 
     rgb: np.ndarray
     """(h, w, 3) uint8."""
@@ -38,45 +44,148 @@ class FaceSprite:
     """(h, w) float32 in [0, 1]; zero on the patch border so pasting leaves no hard edge."""
     face_box: Box
     """The face box in sprite pixel coordinates; this is what ground truth reports."""
+    identity: str = ""
 
     @property
     def face_height(self) -> float:
         return self.face_box[3] - self.face_box[1]
 
 
+def cut_head(image: np.ndarray, box: Box, identity: str) -> FaceSprite:
+    """The head around face ``box`` of a photo, with a soft elliptical mask placed from the box."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    centre, axes = ((x1 + x2) / 2, y1 + 0.38 * h), (0.7 * w, 0.8 * h)
+    feather = 0.12
+    left, top = max(0, int(centre[0] - axes[0] * 1.15)), max(0, int(centre[1] - axes[1] * 1.15))
+    right, bottom = min(image.shape[1], int(centre[0] + axes[0] * 1.15) + 1), min(image.shape[0], int(centre[1] + axes[1] * 1.15) + 1)
+    alpha = ellipse_mask((bottom - top, right - left), (centre[0] - left, centre[1] - top), axes, feather)
+    # A face cut close to the photo's edge (an aligned face crop) fades out inside the patch instead of ending hard.
+    fade = np.ones_like(alpha)
+    margin = max(2, int(0.06 * h))
+    ramp = np.linspace(0, 1, margin, dtype=np.float32)
+    for side, touching in (("left", left == 0), ("top", top == 0), ("right", right == image.shape[1]), ("bottom", bottom == image.shape[0])):
+        if touching:
+            view = {"left": fade[:, :margin], "top": fade[:margin], "right": fade[:, -margin:], "bottom": fade[-margin:]}[side]
+            view *= ramp[None, :] if side == "left" else ramp[:, None] if side == "top" else ramp[None, ::-1] if side == "right" else ramp[::-1, None]
+    return FaceSprite(np.ascontiguousarray(image[top:bottom, left:right]), alpha * fade, (x1 - left, y1 - top, x2 - left, y2 - top), identity)
+
+
+def find_faces(photo: Photo) -> list[Box]:
+    """The photo's clear faces (MTCNN score >= 0.95, >= 60 px tall), left to right; cached per photo content."""
+    digest = hashlib.sha256(photo.image.tobytes()).hexdigest()[:16]
+    path = photo_cache_dir() / f"faces-{photo.name}-{digest}-v{CUT_VERSION}.npy"
+    if path.is_file():
+        return [tuple(map(float, row)) for row in np.load(path)]
+    from dfdc_infer.config import InferenceConfig
+    from dfdc_infer.face_detection import create_detector
+
+    found = create_detector(InferenceConfig(detector_scale=1.0, min_face_size=30)).detect(photo.image[None])[0]
+    boxes = sorted((row[:4] for row in found if row[4] >= MIN_FACE_SCORE and row[3] - row[1] >= MIN_FACE_HEIGHT), key=lambda b: b[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.array(boxes, np.float64).reshape(-1, 4))
+    return [tuple(map(float, row)) for row in boxes]
+
+
+@functools.lru_cache(maxsize=4)
+def load_face_sprites(sources: tuple[str, ...] | None = None) -> tuple[FaceSprite, ...]:
+    """One head per identity, in name order, from every available photo source (see the module doc)."""
+    sprites = []
+    for photo in load_photos(list(sources) if sources is not None else None):
+        boxes = find_faces(photo)
+        if not boxes:
+            log.warning("no clear face found in photo %r; it is not used", photo.name)
+        for number, box in enumerate(boxes, start=1):
+            sprites.append(cut_head(photo.image, box, photo.name if len(boxes) == 1 else f"{photo.name}-{number}"))
+    return tuple(sorted(sprites, key=lambda sprite: sprite.identity))
+
+
 def load_face_sprite() -> FaceSprite:
-    """Cut the head out of the astronaut photo along its feathered outline."""
-    x1, y1, x2, y2 = _HEAD_REGION
-    rgb = skimage_data.astronaut()[y1:y2, x1:x2]
-    mask = np.zeros(rgb.shape[:2], np.float32)
-    cv2.fillPoly(mask, [np.array(_HEAD_OUTLINE, np.int32) - (x1, y1)], 1.0)
-    # The outline keeps >= 10 px (4 sigma) from the patch border, so the feathered mask is ~0 there.
-    mask = cv2.GaussianBlur(mask, (0, 0), 2.5)
-    fx1, fy1, fx2, fy2 = _FACE_IN_PHOTO
-    return FaceSprite(rgb, mask, (fx1 - x1, fy1 - y1, fx2 - x1, fy2 - y1))
+    """The astronaut's head (scikit-image ships it, so it is always there): for tests and tools needing one face."""
+    return load_face_sprites(("astronaut",))[0]
 
 
-def jitter_sprite(sprite: FaceSprite, rng: np.random.Generator, face_height: float) -> FaceSprite:
-    """A per-video variant: resized so the face is ``face_height`` px, colour-jittered, maybe mirrored.
+def _geometry(sprite: FaceSprite, roll: float, aspect: float, shear: float) -> FaceSprite:
+    """Rotate by ``roll`` degrees, stretch the width by ``aspect`` and shear about the face centre.
 
-    Resizing once here (with area interpolation) keeps the per-frame warp close to 1:1, where
+    The detector boxes an upright-ish face by its own size, not by the rotated box's bounding box,
+    so the new box is the old one stretched and moved with the centre.
+    """
+    x1, y1, x2, y2 = sprite.face_box
+    centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+    linear = cv2.getRotationMatrix2D((0.0, 0.0), roll, 1.0)[:, :2] @ np.array([[aspect, shear], [0.0, 1.0]])
+    height, width = sprite.alpha.shape
+    corners = (np.array([[0, 0], [width, 0], [0, height], [width, height]]) - centre) @ linear.T
+    low, high = corners.min(0), corners.max(0)
+    matrix = np.hstack([linear, (-low - linear @ centre)[:, None]])
+    size = (int(np.ceil(high[0] - low[0])), int(np.ceil(high[1] - low[1])))
+    rgb = cv2.warpAffine(sprite.rgb, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(sprite.alpha, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    cx, cy = -low
+    half_w, half_h = (x2 - x1) * aspect / 2, (y2 - y1) / 2
+    return FaceSprite(rgb, alpha, (cx - half_w, cy - half_h, cx + half_w, cy + half_h), sprite.identity)
+
+
+def _expression(rgb: np.ndarray, box: Box, smile: float, squint: float) -> np.ndarray:
+    """Mouth corners pulled up and out by ``smile``, eyes narrowed by ``squint`` (fractions of the face size)."""
+    x1, y1, x2, y2 = box
+    size = max(x2 - x1, y2 - y1)
+    landmarks = landmarks_from_box(box)
+    yy, xx = np.mgrid[0:rgb.shape[0], 0:rgb.shape[1]].astype(np.float32)
+    dx, dy = np.zeros_like(xx), np.zeros_like(yy)
+    sigma = 0.12 * size
+    for (px, py), side in ((landmarks[3], -1), (landmarks[4], 1)):
+        weight = np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2 * sigma * sigma))
+        dx += weight * side * smile * size * 0.5
+        dy -= weight * smile * size
+    for px, py in landmarks[:2]:
+        weight = np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2 * sigma * sigma))
+        dy += weight * squint * (yy - py)
+    return cv2.remap(rgb, xx - dx, yy - dy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _tone_and_light(rgb: np.ndarray, box: Box, lightness: float, tint: np.ndarray, light: float, angle: float) -> np.ndarray:
+    """Skin tone (Lab lightness gain and a/b shift) and light falling from one side (a linear ramp)."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] *= lightness
+    lab[..., 1:] += tint
+    out = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32)
+    x1, y1, x2, y2 = box
+    yy, xx = np.mgrid[0:rgb.shape[0], 0:rgb.shape[1]].astype(np.float32)
+    along = ((xx - (x1 + x2) / 2) * np.cos(angle) + (yy - (y1 + y2) / 2) * np.sin(angle)) / max(x2 - x1, y2 - y1)
+    return np.clip(out * (1 + light * np.clip(along, -1, 1))[..., None], 0, 255).astype(np.uint8)
+
+
+def vary_sprite(sprite: FaceSprite, rng: np.random.Generator, face_height: float) -> FaceSprite:
+    """A per-video variant of a head, resized so the face is ``face_height`` px (see the module doc).
+
+    Resizing last, once, with area interpolation keeps the per-frame paste close to 1:1, where
     bilinear sampling does not alias.
     """
-    scale = face_height / sprite.face_height
-    size = (max(1, round(sprite.rgb.shape[1] * scale)), max(1, round(sprite.rgb.shape[0] * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    rgb = cv2.resize(sprite.rgb, size, interpolation=interp)
-    alpha = cv2.resize(sprite.alpha, size, interpolation=interp)
-    sx, sy = size[0] / sprite.rgb.shape[1], size[1] / sprite.rgb.shape[0]
-    x1, y1, x2, y2 = sprite.face_box
-    box = (x1 * sx, y1 * sy, x2 * sx, y2 * sy)
-    gain = rng.uniform(0.8, 1.15, size=3).astype(np.float32)
+    roll, aspect, shear = rng.uniform(-12, 12), rng.uniform(0.88, 1.12), rng.uniform(-0.08, 0.08)
+    smile, squint = rng.uniform(-0.02, 0.04), rng.uniform(0.0, 0.15)
+    lightness, tint = rng.uniform(0.8, 1.15), rng.uniform(-8, 8, size=2).astype(np.float32)
+    light, angle = rng.uniform(0.0, 0.35), rng.uniform(0, 2 * np.pi)
+    gain = rng.uniform(0.85, 1.15, size=3).astype(np.float32)
     offset = rng.uniform(-15, 15, size=3).astype(np.float32)
+    mirror = rng.random() < 0.5
+
+    varied = _geometry(sprite, roll, aspect, shear)
+    rgb = _expression(varied.rgb, varied.face_box, smile, squint)
+    rgb = _tone_and_light(rgb, varied.face_box, lightness, tint, light, angle)
+    scale = face_height / varied.face_height
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    rgb = cv2.resize(rgb, size, interpolation=interpolation)
+    alpha = cv2.resize(varied.alpha, size, interpolation=interpolation)
+    sx, sy = size[0] / varied.rgb.shape[1], size[1] / varied.rgb.shape[0]
+    x1, y1, x2, y2 = varied.face_box
+    box = (x1 * sx, y1 * sy, x2 * sx, y2 * sy)
     rgb = np.clip(rgb * gain + offset, 0, 255).astype(np.uint8)
-    if rng.random() < 0.5:
+    if mirror:
         rgb, alpha = rgb[:, ::-1].copy(), alpha[:, ::-1].copy()
         box = (size[0] - box[2], box[1], size[0] - box[0], box[3])
-    return FaceSprite(rgb, np.clip(alpha, 0, 1), box)
+    return FaceSprite(rgb, np.clip(alpha, 0, 1), box, sprite.identity)
 
 
 def paste_sprite(frame: np.ndarray, sprite: FaceSprite, cx: float, cy: float, scale: float) -> Box:

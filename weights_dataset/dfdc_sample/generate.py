@@ -1,9 +1,12 @@
 """Generate DFDC-format sample data: H.264 mp4s, metadata.json, sample_submission.csv, faces.json.
 
 The real DFDC data cannot be shipped or downloaded here, yet the README's dry run, the tests,
-the benchmarks and training smoke tests all need videos shaped like it. Each REAL video is a
-real photographed face (see :mod:`dfdc_sample.faces`) drifting over a synthetic background; each
-FAKE is its REAL video, frame for frame, with the face self-blended (:mod:`dfdc_sample.blend`).
+the benchmarks and training all need videos shaped like it. Each REAL video is a real photographed
+person (an *identity*, see :mod:`dfdc_sample.faces`; a per-video variant of the head) drifting over
+a synthetic background; each FAKE is its REAL video, frame for frame, with the face manipulated by
+one of the fake methods (:mod:`dfdc_fakes`: self-blend, face swap with another identity, part warps,
+re-encoding, boundary artefacts). Identities and methods are dealt out evenly, so every identity
+appears as REAL and as FAKE alike and a model can only tell them apart by the manipulation.
 ``faces.json`` holds the true face boxes so detector recall can be measured.
 
 Layouts (``generate_dataset(layout=...)``)::
@@ -12,7 +15,9 @@ Layouts (``generate_dataset(layout=...)``)::
     train: ROOT/dfdc_train_part_{i}/{*.mp4, metadata.json, faces.json}   for i in 0..chunks-1
 
 ``metadata.json`` follows DFDC: ``{"name.mp4": {"label": "REAL"|"FAKE", "split": ..., "original":
-"real.mp4" | null}}``; like DFDC's own train metadata, REAL entries carry ``"original": null``.
+"real.mp4" | null}}``; like DFDC's own train metadata, REAL entries carry ``"original": null``. Each
+entry also names its ``identity`` (null without a face), its ``method`` and, for a face swap, the
+``donor`` identity whose face was put in (null otherwise).
 ``faces.json`` maps each video to one list per frame of ``[x1, y1, x2, y2]`` integer face boxes
 (detector-style: brows to chin, not the hair), an empty list where there is no face.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import string
 import subprocess
 import tempfile
@@ -31,13 +37,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Sequence
 
 import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from dfdc_sample.blend import self_blend
-from dfdc_sample.faces import Box, FaceSprite, jitter_sprite, load_face_sprite, paste_sprite
+from dfdc_fakes import DONOR_METHODS, METHODS, make_fake
+from dfdc_sample.faces import Box, FaceSprite, load_face_sprites, paste_sprite, vary_sprite
 
 LAYOUTS = ("test", "train")
 ROTATIONS = (0, 90, 180, 270)
@@ -173,7 +180,7 @@ class _Track:
 def _track(rng: np.random.Generator, base: FaceSprite, times: np.ndarray, face_height: float,
            region: tuple[float, float, float, float]) -> _Track:
     """A face of ``face_height`` px moving within ``region`` (x1, y1, x2, y2), breathing +-6% in scale."""
-    sprite = jitter_sprite(base, rng, face_height)
+    sprite = vary_sprite(base, rng, face_height)
     scales = 1 + 0.06 * np.sin(2 * np.pi * rng.uniform(0.05, 0.3) * times + rng.uniform(0, 2 * np.pi))
     half_h, half_w = (np.array(sprite.alpha.shape) * 1.06 / 2).tolist()
     x1, y1, x2, y2 = region
@@ -188,21 +195,33 @@ def _track(rng: np.random.Generator, base: FaceSprite, times: np.ndarray, face_h
 
 
 @dataclass(frozen=True)
+class _Fake:
+    """One FAKE video of a group: its name, seed, method and (face swap) donor identity."""
+
+    name: str
+    seed: int
+    method: str
+    donor: str | None
+
+
+@dataclass(frozen=True)
 class _Group:
     """A REAL video and the FAKEs made from it: rendered together from one scene."""
 
     real: str
-    fakes: tuple[str, ...]
+    fakes: tuple[_Fake, ...]
     faces: int
     scene_seed: int
-    fake_seeds: tuple[int, ...]
+    identity: str | None
 
 
-def _plan(videos: int, rng: np.random.Generator) -> list[_Group]:
-    """Decide names, labels and face counts: half REAL (rounded up), the rest FAKE.
+def _plan(videos: int, rng: np.random.Generator, identities: list[str], methods: list[str]) -> list[_Group]:
+    """Decide names, labels, face counts, identities and methods: half REAL (rounded up), the rest FAKE.
 
     With four or more videos the first REAL has no face and the second has two, so edge cases
     are always present; fakes are spread round-robin over the REAL videos that have a face.
+    Identities go round the REAL videos with a face and methods round the fakes, each in a shuffled
+    order, so their counts differ by at most one; a face swap's donor is another identity.
     """
     if videos < 1:
         raise ValueError(f"need at least one video, got {videos}")
@@ -218,17 +237,31 @@ def _plan(videos: int, rng: np.random.Generator) -> list[_Group]:
     for k in range(n_real, videos):
         fakes[donors[(k - n_real) % len(donors)]].append(k)
     seeds = rng.integers(2**63, size=videos)
-    return [_Group(names[i], tuple(names[k] for k in fakes[i]), faces[i], int(seeds[i]),
-                   tuple(int(seeds[k]) for k in fakes[i])) for i in range(n_real)]
+    who = [identities[j] for j in rng.permutation(len(identities))]
+    identity = {i: who[n % len(who)] for n, i in enumerate(donors)}
+    how = [methods[j] for j in rng.permutation(len(methods))]
+    method = {k: how[n % len(how)] for n, k in enumerate(range(n_real, videos))}
+    donor_draws = rng.integers(2**31, size=videos)
+
+    def donor(k: int, i: int) -> str | None:
+        if method[k] not in DONOR_METHODS:
+            return None
+        others = [name for name in identities if name != identity[i]] or identities  # one identity: a variant of itself
+        return others[int(donor_draws[k]) % len(others)]
+
+    return [_Group(names[i], tuple(_Fake(names[k], int(seeds[k]), method[k], donor(k, i)) for k in fakes[i]), faces[i],
+                   int(seeds[i]), identity.get(i)) for i in range(n_real)]
 
 
 def _render_group(group: _Group, folder: Path, width: int, height: int, frames: int, fps: int,
-                  base: FaceSprite) -> list[list[Box]]:
+                  sprites: dict[str, FaceSprite]) -> list[list[Box]]:
     """Write the group's REAL and FAKE mp4s into ``folder``; return the face boxes per frame.
 
-    Each fake draws its blend from a fresh generator with its own seed on every frame, so the
-    manipulation is fixed relative to the moving face instead of flickering.
+    Each fake draws its manipulation from a fresh generator with its own seed on every frame, so
+    the manipulation is fixed relative to the moving face instead of flickering. A face swap's
+    donor is a variant of the donor's head drawn once per fake, at the video's face size.
     """
+    base = sprites[group.identity] if group.identity else next(iter(sprites.values()))
     rng = np.random.default_rng(group.scene_seed)
     background = _random_background(rng, width, height)
     times = np.arange(frames) / fps
@@ -243,50 +276,59 @@ def _render_group(group: _Group, folder: Path, width: int, height: int, frames: 
         sizes = [rng.uniform(0.15, 0.35) * side] * group.faces
         regions = [(0, 0, width, height)] * group.faces
     tracks = [_track(rng, base, times, size, region) for size, region in zip(sizes, regions, strict=True)]
+    donors = {}
+    for fake in group.fakes:
+        if fake.donor is not None:
+            face = vary_sprite(sprites[fake.donor], np.random.default_rng([fake.seed, 1]), tracks[0].sprite.face_height)
+            donors[fake.name] = (face.rgb, face.face_box)
 
     boxes: list[list[Box]] = []
     with contextlib.ExitStack() as stack:
         real = stack.enter_context(VideoWriter(folder / group.real, width, height, fps))
-        fakes = [stack.enter_context(VideoWriter(folder / name, width, height, fps)) for name in group.fakes]
+        writers = [stack.enter_context(VideoWriter(folder / fake.name, width, height, fps)) for fake in group.fakes]
         for t in range(frames):
             frame = background.copy()
             boxes.append([paste_sprite(frame, tr.sprite, tr.xs[t], tr.ys[t], tr.scales[t]) for tr in tracks])
             real.write(frame)
-            for writer, seed in zip(fakes, group.fake_seeds, strict=True):
-                blend_rng = np.random.default_rng(seed)
-                fake = frame
+            for writer, fake in zip(writers, group.fakes, strict=True):
+                fake_rng = np.random.default_rng(fake.seed)
+                image = frame
                 for box in boxes[-1]:
-                    fake = self_blend(fake, box, blend_rng)
-                writer.write(fake)
+                    if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:  # a face (almost) out of the frame stays as it is
+                        image = make_fake(fake.method, image, box, fake_rng, donors.get(fake.name))
+                writer.write(image)
     return boxes
 
 
 def _write_part(groups: list[_Group], video_dir: Path, meta_dir: Path, split: str, width: int,
-                height: int, frames: int, fps: int, base: FaceSprite) -> None:
+                height: int, frames: int, fps: int, sprites: dict[str, FaceSprite]) -> None:
     """Render ``groups`` into ``video_dir``; write metadata.json and faces.json into ``meta_dir``."""
     video_dir.mkdir(parents=True, exist_ok=True)
     metadata: dict[str, dict[str, str | None]] = {}
     faces: dict[str, list[list[list[int]]]] = {}
     for group in groups:
         boxes = [[[round(v) for v in box] for box in frame] for frame in
-                 _render_group(group, video_dir, width, height, frames, fps, base)]
-        metadata[group.real] = {"label": "REAL", "split": split, "original": None}
+                 _render_group(group, video_dir, width, height, frames, fps, sprites)]
+        metadata[group.real] = {"label": "REAL", "split": split, "original": None, "identity": group.identity,
+                                "method": None, "donor": None}
         faces[group.real] = boxes
-        for name in group.fakes:
-            metadata[name] = {"label": "FAKE", "split": split, "original": group.real}
-            faces[name] = boxes
+        for fake in group.fakes:
+            metadata[fake.name] = {"label": "FAKE", "split": split, "original": group.real, "identity": group.identity,
+                                   "method": fake.method, "donor": fake.donor}
+            faces[fake.name] = boxes
     (meta_dir / "metadata.json").write_text(json.dumps(metadata, sort_keys=True))
     (meta_dir / "faces.json").write_text(json.dumps(faces, sort_keys=True))
 
 
 def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: int = 360,
                      frames: int = 60, fps: int = 30, seed: int = 0, layout: str = "test",
-                     chunks: int = 1) -> Path:
+                     chunks: int = 1, identities: Sequence[str] | None = None, methods: Sequence[str] | None = None) -> Path:
     """Write a DFDC-format sample dataset under ``root`` (layouts: see the module doc); return ``root``.
 
     Refuses a ``root`` that already holds sample data of either layout, so runs with different
     seeds or layouts never mix. In the train layout each REAL video and its fakes go to chunk
-    ``i % chunks``.
+    ``i % chunks``. ``identities`` and ``methods`` restrict the faces and the fake methods used
+    (default: every identity the photo sources give here, every registered method).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -294,8 +336,18 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
         raise ValueError(f"frames and fps must be >= 1, got {frames}, {fps}")
     if width % 2 or height % 2 or width < 64 or height < 64:
         raise ValueError(f"size must be even and at least 64x64, got {width}x{height}")
+    methods = sorted(METHODS.check(name) for name in (METHODS.names() if methods is None else methods))
+    if not methods:
+        raise ValueError("need at least one fake method")
+    sprites = {sprite.identity: sprite for sprite in load_face_sprites()}
+    unknown = sorted(set(identities or ()) - set(sprites))
+    if unknown:
+        raise ValueError(f"unknown identities {', '.join(unknown)}; available here: {', '.join(sprites)}")
+    chosen = sorted(identities) if identities else sorted(sprites)
+    if not chosen:
+        raise ValueError("need at least one identity")
     root = Path(root)
-    groups = _plan(videos, np.random.default_rng(seed))
+    groups = _plan(videos, np.random.default_rng(seed), chosen, methods)
     if layout == "test":
         parts = [(groups, root / "test_videos", root)]
     else:
@@ -307,9 +359,8 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
     clash = next((path for path in existing if path.exists()), None)
     if clash is not None:
         raise FileExistsError(f"{clash} exists: {root} already holds sample data; remove it or choose another root")
-    base = load_face_sprite()
     for part_groups, video_dir, meta_dir in parts:
-        _write_part(part_groups, video_dir, meta_dir, layout, width, height, frames, fps, base)
+        _write_part(part_groups, video_dir, meta_dir, layout, width, height, frames, fps, sprites)
     if layout == "test":
         rows = "".join(f"{path.name},0.5\n" for path in sorted((root / "test_videos").glob("*.mp4")))
         (root / "sample_submission.csv").write_text("filename,label\n" + rows)
@@ -318,7 +369,8 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
 
 def summarize(root: Path) -> dict[str, int]:
     """Count what a generated dataset holds, from its metadata.json and faces.json files."""
-    counts = dict.fromkeys(["videos", "real", "fake", "no_face", "two_faces"], 0)
+    counts = dict.fromkeys(["videos", "real", "fake", "no_face", "two_faces", "identities", "methods"], 0)
+    identities, methods = set(), set()
     for meta_path in sorted(Path(root).glob("**/metadata.json")):
         metadata = json.loads(meta_path.read_text())
         faces = json.loads((meta_path.parent / "faces.json").read_text())
@@ -328,6 +380,9 @@ def summarize(root: Path) -> dict[str, int]:
             counts["real" if entry["label"] == "REAL" else "fake"] += 1
             counts["no_face"] += most == 0
             counts["two_faces"] += most == 2
+            identities.add(entry.get("identity"))
+            methods.add(entry.get("method"))
+    counts["identities"], counts["methods"] = len(identities - {None}), len(methods - {None})
     return counts
 
 
@@ -338,6 +393,11 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 640x360, got {text!r}") from None
     return width, height
+
+
+def _names(text: str) -> list[str]:
+    """Parse ``a,b,c`` (argparse type)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -351,14 +411,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", choices=LAYOUTS, default="test")
     parser.add_argument("--chunks", type=int, default=1, help="train layout: number of dfdc_train_part_* folders")
+    parser.add_argument("--identities", type=_names, default=None, metavar="A,B",
+                        help="only these identities (default: all the photo sources give here)")
+    parser.add_argument("--methods", type=_names, default=None, metavar="A,B",
+                        help=f"only these fake methods (default: all of {', '.join(METHODS.names())})")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     start = time.perf_counter()
     try:
         generate_dataset(args.out_dir, videos=args.videos, width=args.size[0], height=args.size[1],
                          frames=args.frames, fps=args.fps, seed=args.seed, layout=args.layout,
-                         chunks=args.chunks)
+                         chunks=args.chunks, identities=args.identities, methods=args.methods)
     except (ValueError, FileExistsError) as error:
         parser.error(str(error))
     c = summarize(args.out_dir)
     print(f"wrote {c['videos']} videos to {args.out_dir} ({c['real']} real, {c['fake']} fake, "
-          f"{c['no_face']} without a face, {c['two_faces']} with two) in {time.perf_counter() - start:.1f} s")
+          f"{c['no_face']} without a face, {c['two_faces']} with two; {c['identities']} identities, "
+          f"{c['methods']} fake methods) in {time.perf_counter() - start:.1f} s")

@@ -2,10 +2,11 @@
 
 Stages, one module each: ``layout`` (the DFDC training folders) -> ``extract`` (faces to image
 files, ``python -m dfdc_train.extract``) with ``crop_index`` (the done-lists and index tables) ->
-``splits`` (train/validation/test by chunk) -> ``sampling`` (real/fake groups per batch) ->
-``augment`` and ``data`` (images to tensors) -> ``train`` (the loop, ``python -m dfdc_train.train``)
-with ``losses``, ``schedule``, ``evaluation``, ``metrics``, ``history``, ``checkpoints`` and
-``distributed``. ``config`` holds the two frozen settings objects, ``ExtractConfig`` and
+``splits`` (train/validation/test by chunk, identity and fake method) -> ``sampling`` (real/fake
+groups per batch; on-the-fly fakes from ``dfdc_fakes``) -> ``augment`` and ``data`` (images to
+tensors) -> ``train`` (the loop, ``python -m dfdc_train.train``) with ``losses``, ``schedule``,
+``evaluation`` (the metric, and the table per method and seen/unseen identity), ``calibration``
+(the temperature the kernel applies), ``metrics``, ``history``, ``checkpoints`` and ``distributed``. ``config`` holds the two frozen settings objects, ``ExtractConfig`` and
 ``TrainConfig``.
 
 Preprocessing is never re-implemented here: video reading, face detection, cropping, the network,

@@ -1,19 +1,37 @@
-"""Augmentations: small pure functions on (H, W, 3) uint8 RGB crops, and their random draws.
+"""Augmentations: small pure functions on (H, W, 3) uint8 RGB crops, their random draws, and two recipes.
 
-The draws (``AugmentParams``) are made once per real/fake group and applied to each of its crops,
-so the real and the fake of a pair differ only by the manipulation, never by the augmentation.
-Batch-level mixing (``random_merge``, ``mixup``) runs after the per-crop steps.
+The draws are made once per real/fake group and applied to each of its crops, so the real and the
+fake of a pair differ only by the manipulation, never by the augmentation. Recipes
+(``TrainConfig.augmentation``, ``RECIPES``):
+
+- ``seed``: the seed notes' augmentations, each with its own flag (``AugmentParams``): zoom, flip,
+  crappify, brightness;
+- ``dfdc-1st``: the DFDC 1st place's heavy pipeline through albumentations (``heavy_pipeline``):
+  JPEG compression, Gaussian noise and blur, flip, isotropic resize with padding, brightness and
+  contrast / FancyPCA / hue and saturation, to-gray, shift/scale/rotate; before it, with some
+  probability, one face part (the eyes, the nose or the mouth, found from the five landmarks) is
+  blacked out (``landmark_cutout``), so no single region decides.
+
+Batch-level mixing (``random_merge``, ``mixup``) runs after the per-crop steps in both recipes.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 import torch
 
+from dfdc_fakes import Box, landmarks_from_box
+from dfdc_infer.registry import Registry
+
 from .config import TrainConfig
+
+Recipe = Callable[[np.ndarray, "AugmentParams", Box, int], np.ndarray]
+"""(crop, the group's seed-recipe draws, face box in the crop, the group's seed) -> augmented crop."""
 
 
 def hflip(image: np.ndarray) -> np.ndarray:
@@ -111,3 +129,70 @@ def random_merge(images: list[np.ndarray], labels: list[float], selected: list[b
         if chosen and partners:
             merged[position] = merge_halves(images[position], images[partners[int(rng.integers(len(partners)))]])
     return merged
+
+
+def landmark_cutout(image: np.ndarray, landmarks: np.ndarray, part: int) -> np.ndarray:
+    """A copy with one face part blacked out: 0 the eyes (a band through both), 1 the nose, 2 the mouth.
+
+    ``landmarks`` are MTCNN's five points (left eye, right eye, nose, mouth corners) in crop
+    pixels; the stroke is a quarter of the eye distance thick, about the size of the part.
+    """
+    out = image.copy()
+    eyes, nose, mouth = landmarks[:2], landmarks[2], landmarks[3:]
+    thickness = max(1, int(round(0.25 * float(np.linalg.norm(eyes[1] - eyes[0])))))
+    if part == 0:
+        ends = eyes + (eyes[0] - eyes[1]) * np.array([[0.25], [-0.25]])
+    elif part == 1:
+        ends = np.stack([nose - (0, thickness), nose + (0, thickness)])
+    else:
+        ends = mouth + (mouth[0] - mouth[1]) * np.array([[0.15], [-0.15]])
+    start, end = (tuple(int(round(v)) for v in point) for point in ends)
+    cv2.line(out, start, end, (0, 0, 0), thickness)
+    return out
+
+
+def heavy_pipeline(size: int) -> Any:
+    """The 1st place's recipe as an albumentations ``Compose`` ending at ``size`` x ``size``.
+
+    Imported here, not at module level: albumentations is a training-only dependency, and its
+    update check is switched off (no network on training machines either).
+    """
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import albumentations as A
+
+    return A.Compose([
+        A.ImageCompression(quality_range=(60, 100), p=0.5),
+        A.GaussNoise(std_range=(0.01, 0.05), p=0.1),
+        A.GaussianBlur(blur_limit=(3, 3), p=0.05),
+        A.HorizontalFlip(p=0.5),
+        A.OneOf([A.LongestMaxSize(max_size=size, interpolation=method)
+                 for method in (cv2.INTER_AREA, cv2.INTER_CUBIC, cv2.INTER_LINEAR)], p=1.0),
+        A.PadIfNeeded(min_height=size, min_width=size, border_mode=cv2.BORDER_CONSTANT, fill=0),
+        A.OneOf([A.RandomBrightnessContrast(), A.FancyPCA(), A.HueSaturationValue()], p=0.7),
+        A.ToGray(p=0.2),
+        A.Affine(translate_percent=(-0.1, 0.1), scale=(0.8, 1.2), rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.5),
+    ])
+
+
+CUTOUT_PROB = 0.3
+RECIPES: Registry[Callable[[TrainConfig, int], Recipe]] = Registry("augmentation recipe")
+"""Recipe factories: (config, model input size) -> a ``Recipe``."""
+
+
+@RECIPES.register("seed")
+def seed_recipe(config: TrainConfig, size: int) -> Recipe:
+    return lambda image, params, box, seed: augment(image, params, config)
+
+
+@RECIPES.register("dfdc-1st")
+def dfdc_first_recipe(config: TrainConfig, size: int) -> Recipe:
+    pipeline = heavy_pipeline(size)
+
+    def apply(image: np.ndarray, params: AugmentParams, box: Box, seed: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, 1])
+        if rng.random() < CUTOUT_PROB:
+            image = landmark_cutout(image, landmarks_from_box(box), int(rng.integers(3)))
+        pipeline.set_random_seed(seed % 2**32)  # the same draws for every crop of the group
+        return pipeline(image=image)["image"]
+
+    return apply

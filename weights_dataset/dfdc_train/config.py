@@ -9,13 +9,17 @@ how a model remembers what made it (and how ``--resume`` gets its defaults back)
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from dfdc_infer.config import InferenceConfig, setting
 
+from .fetch import fetch_command
 from .layout import parse_chunk_spec, parse_shard
+from .masks import MASK_METHODS
 
-SAMPLERS = ("pairs", "all-fakes", "self-blend")
+SAMPLERS = ("pairs", "all-fakes", "synthetic")
+AUGMENTATION_RECIPES = ("seed", "dfdc-1st")
 LOSSES = ("bce", "focal")
 IMAGE_FORMATS = ("jpg", "png")
 
@@ -28,12 +32,22 @@ class ExtractConfig:
     only the saved image's size and format and the bookkeeping are extraction's.
     """
 
-    crop_size: int = setting(256, "Side of the saved square crops in pixels (training resizes them to the model's input).")
+    crop_size: int = setting(256, "Side of the saved square crops in pixels (training resizes them to the model's input; the "
+                             "input size itself, e.g. 380 for B7, needs no resize and keeps every pixel the model sees).")
     image_format: str = setting("jpg", "Crop file format: jpg (quality --jpeg-quality) or png (lossless, ~5x larger).", choices=IMAGE_FORMATS)
     jpeg_quality: int = setting(95, "JPEG quality 1-100 of the saved crops.")
     chunks: str | None = setting(None, "Chunks to process, e.g. '0-39,45'; default: every dfdc_train_part_* under ROOT.", kind=str, metavar="SPEC")
-    shard: tuple[int, int] = setting((0, 1), "k/N: process only chunks whose number i has i %% N == k (one shard per machine).", parse=parse_shard, metavar="k/N")
+    shard: tuple[int, int] = setting((0, 1), "k/N: process only chunks whose number i has i %% N == k (one shard per machine or process).", parse=parse_shard, metavar="k/N")
     delete_videos: bool = setting(False, "Delete a chunk's videos once all of them are extracted (frees disk for the next chunks).")
+    reuse_boxes: bool = setting(True, "Detect faces on the originals only and cut every fake with its original's boxes at the same "
+                                "frames (pixel-aligned pairs, ~5x fewer detector runs on DFDC); off: detect on every video.")
+    mask_method: str = setting("absdiff", "Difference mask of each fake crop against its original's (masks.MASK_METHODS): absdiff "
+                               "(blurred absolute difference) or ssim.", choices=tuple(MASK_METHODS.names()))
+    fetch: str | None = setting(None, "Download each chunk with this shell command, then unzip, extract and delete it, chunk after "
+                                "chunk ({n}: chunk number, {dir}: ROOT, {zip}: the zip it must leave), e.g. 'kaggle competitions "
+                                "download -c deepfake-detection-challenge -f dfdc_train_part_{n}.zip -p {dir}'; needs --chunks.",
+                                kind=str, metavar="COMMAND")
+    fetch_retries: int = setting(2, "With --fetch: tries after a failed download or a corrupt zip before the chunk is recorded as failed.")
     inference: InferenceConfig = field(default_factory=InferenceConfig)
 
     def __post_init__(self) -> None:
@@ -48,6 +62,13 @@ class ExtractConfig:
         index, count = self.shard
         if not 0 <= index < count:
             raise ValueError(f"shard must be k/N with 0 <= k < N, got {index}/{count}")
+        MASK_METHODS.check(self.mask_method)
+        if self.fetch is not None:
+            if self.chunks is None:
+                raise ValueError("--fetch needs --chunks, the chunk numbers to download (DFDC: 0-49)")
+            fetch_command(self.fetch, 0, Path("."))  # a bad placeholder fails here, before any download
+        if self.fetch_retries < 0:
+            raise ValueError(f"fetch_retries must be >= 0, got {self.fetch_retries}")
 
 
 @dataclass(frozen=True)
@@ -58,8 +79,18 @@ class TrainConfig:
     train_chunks: str = setting("0-39", "Chunks of the training split (DFDC: 0-39).", metavar="SPEC")
     val_chunks: str = setting("40-44", "Chunks of the validation split, scored every epoch.", metavar="SPEC")
     test_chunks: str = setting("45-49", "Chunks of the test split, scored once with the best model; '' for none.", metavar="SPEC")
-    sampler: str = setting("pairs", "pairs: each original with one random fake of it; all-fakes: each original with all its fakes; "
-                          "self-blend: each original with a self-blended copy (no fake videos needed).", choices=SAMPLERS)
+    val_identities: str = setting("", "Identities (metadata.json 'identity') whose videos form the validation split, whatever their chunk; "
+                                  "never trained on.", metavar="A,B")
+    test_identities: str = setting("", "Identities whose videos form the test split, whatever their chunk; never trained on or validated.",
+                                   metavar="A,B")
+    val_methods: str = setting("", "Fake methods (metadata.json 'method') kept out of training: their fakes are validated and tested only.",
+                               metavar="A,B")
+    test_methods: str = setting("", "Fake methods kept out of training and validation: their fakes are tested only.", metavar="A,B")
+    sampler: str = setting("pairs", "pairs: each original with one random fake video of it; all-fakes: each original with all its fakes; "
+                          "synthetic: each original with a fake made on the fly from its own crop (no fake videos needed).", choices=SAMPLERS)
+    synthetic_prob: float = setting(0.0, "pairs/all-fakes: probability that a group's fake is made on the fly instead (synthetic: always).")
+    synthetic_methods: str = setting("", "Fake methods (dfdc_fakes) for on-the-fly fakes; default: every method not held out "
+                                     "by --val-methods/--test-methods.", metavar="A,B")
     originals_per_batch: int = setting(16, "Originals per batch (a pairs batch holds twice as many crops).")
     workers: int = setting(2, "Data-loading worker processes (0: load in the training process).")
 
@@ -79,6 +110,9 @@ class TrainConfig:
                                             "many more blocks from the top; 0 trains everything from the start.")
 
     # Augmentation (the same draws for every crop of a real/fake group)
+    augmentation: str = setting("seed", "Recipe: seed (the flags below) or dfdc-1st (the 1st place's albumentations pipeline: JPEG, noise, "
+                                "blur, flip, isotropic resize, colour, to-gray, shift/scale/rotate, face-part cutout; the flags below "
+                                "except mixup and merge are then unused).", choices=AUGMENTATION_RECIPES)
     flip_prob: float = setting(0.5, "Probability of a horizontal flip.")
     brightness_prob: float = setting(0.3, "Probability of a brightness shift.")
     brightness_max: float = setting(0.1, "Largest brightness shift, as a fraction of full scale.")
@@ -95,8 +129,13 @@ class TrainConfig:
     clip_min: float = setting(InferenceConfig.clip_min, "Lower clip of crop and video probabilities (the competition metric).")
     clip_max: float = setting(InferenceConfig.clip_max, "Upper clip of crop and video probabilities.")
 
+    # Calibration
+    calibrate: bool = setting(True, "Fit a temperature on the validation split after training and store it in best.pt (the kernel applies it).")
+
     # Runtime
     seed: int = setting(0, "Seed of the weights, the batches and the augmentations.")
+    threads: int | None = setting(None, "torch CPU threads; results are bit-identical for one seed and one thread count; default: torch's.",
+                                  kind=int)
     device: str = setting("auto", "auto: CUDA when available (cuda:LOCAL_RANK under torchrun), else CPU; or a torch device.")
     amp: bool = setting(True, "fp16 autocast with gradient scaling on CUDA (ignored on CPU).")
 
@@ -108,20 +147,26 @@ class TrainConfig:
         bad = [f"{name}={value}" for name, value in positive.items() if value < 1]
         if bad:
             raise ValueError(f"must be >= 1: {', '.join(bad)}")
-        probabilities = ("flip_prob", "brightness_prob", "zoom_prob", "crappify_prob", "merge_prob", "mixup_prob", "pct_start")
+        probabilities = ("flip_prob", "brightness_prob", "zoom_prob", "crappify_prob", "merge_prob", "mixup_prob", "pct_start", "synthetic_prob")
         bad = [f"{name}={getattr(self, name)}" for name in probabilities if not 0.0 <= getattr(self, name) <= 1.0]
         if bad:
             raise ValueError(f"must be in [0, 1]: {', '.join(bad)}")
         if not 1.0 <= self.zoom_range[0] <= self.zoom_range[1]:
             raise ValueError(f"zoom_range must be two margins 1 <= low <= high, got {self.zoom_range}")
-        if self.sampler not in SAMPLERS or self.loss not in LOSSES:
-            raise ValueError(f"sampler must be one of {SAMPLERS} and loss one of {LOSSES}")
+        if self.sampler not in SAMPLERS or self.loss not in LOSSES or self.augmentation not in AUGMENTATION_RECIPES:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, loss one of {LOSSES}, augmentation one of {AUGMENTATION_RECIPES}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.workers < 0 or self.unfreeze_blocks_per_epoch < 0 or (self.focal_after is not None and self.focal_after < 0):
             raise ValueError("workers, unfreeze_blocks_per_epoch and focal_after must be >= 0")
         if self.lr <= 0 or self.mixup_alpha <= 0:
             raise ValueError(f"lr and mixup_alpha must be > 0, got {self.lr}, {self.mixup_alpha}")
         if not 0.0 <= self.clip_min < self.clip_max <= 1.0:
             raise ValueError(f"need 0 <= clip_min < clip_max <= 1, got {self.clip_min}, {self.clip_max}")
+
+    def names(self, field_name: str) -> list[str]:
+        """A comma-separated name field (``test_identities``, ``synthetic_methods``, ...) as a list."""
+        return [name.strip() for name in getattr(self, field_name).split(",") if name.strip()]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples as lists), for checkpoints."""

@@ -3,13 +3,20 @@
     OUT/extract.json                      the extraction settings (crop geometry must not change mid-way)
     OUT/progress/dfdc_train_part_N.jsonl  the done-list: one JSON line per finished video, with its crops
     OUT/crops/dfdc_train_part_N/VIDEO/FRAME_FACE.jpg
+    OUT/crops/dfdc_train_part_N/VIDEO/FRAME_FACE_mask.png   a fake crop's difference mask (``masks``)
     OUT/index.csv                         one row per crop  (CROP_COLUMNS), rebuilt from the done-lists
     OUT/videos.csv                        one row per video (VIDEO_COLUMNS): status, reason, crop count
+    OUT/fetch.jsonl                       with --fetch: one line per chunk fetched and done, or failed
+
+Both tables end with one column per extra metadata.json key (``VideoEntry.extra``; a key that
+clashes with a column above gets a ``meta_`` prefix).
 
 The done-list is the single source of truth, so resuming needs no other state: a video is done
-exactly when its line is complete. Each line is appended in one write, flushed and fsynced; a
-line torn by a crash is dropped (and the video redone) on the next start. ``index.csv`` and
-``videos.csv`` are written to a temporary file and renamed, so readers never see half a table.
+exactly when its line is complete. An original's line holds its face boxes, frame size and frame
+count, which is all its fakes need, so a resumed run never detects faces in it again. Each line is
+appended in one write, flushed and fsynced; a line torn by a crash is dropped (and the video redone)
+on the next start. ``index.csv`` and ``videos.csv`` are written to a temporary file and renamed, so
+readers never see half a table.
 """
 
 from __future__ import annotations
@@ -28,10 +35,15 @@ from .layout import DataError
 log = logging.getLogger(__name__)
 
 CROP_COLUMNS = ["video", "label", "original", "chunk", "frame", "face", "x1", "y1", "x2", "y2", "score",
-                "crop_x1", "crop_y1", "crop_x2", "crop_y2", "path"]
-"""Per crop: its video, the frame number in the video, the face's rank in the frame, the detector's
-box and score, the square cut from the frame (``square_crop_box``), and the image path under OUT."""
-VIDEO_COLUMNS = ["video", "label", "original", "chunk", "status", "reason", "crops"]
+                "crop_x1", "crop_y1", "crop_x2", "crop_y2", "path", "mask"]
+"""Per crop: its video, the frame number in the video, the face's rank in the frame, the face box
+(the detector's, on the video itself or on its original: see ``boxes_from``) and its score, the
+frame region cut (the crop geometry's ``region``), the image path under OUT, and the difference
+mask's path under OUT ("" for REAL crops and for fakes cut with their own boxes)."""
+VIDEO_COLUMNS = ["video", "label", "original", "chunk", "status", "reason", "crops", "width", "height", "frames",
+                 "boxes_from", "boxes_note"]
+"""Per video: the outcome, the decoded frame size and frame count, the video whose detections cut
+it (itself, or a fake's original), and for a fake cut with its own boxes, why not its original's."""
 STATUSES = ("ok", "no_face", "failed")
 INDEX_FILE, VIDEOS_FILE, SETTINGS_FILE, PROGRESS_DIR = "index.csv", "videos.csv", "extract.json", "progress"
 
@@ -47,6 +59,16 @@ class VideoRecord:
     status: str
     reason: str = ""
     crops: list[dict[str, Any]] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+    frames: int = 0
+    """Decoded frame size and the decoder's frame count (0: never decoded)."""
+    boxes_from: str = ""
+    """The video whose face detections cut this one: itself, or (a fake) its original; "" if none ran."""
+    boxes_note: str = ""
+    """For a fake cut with its own detections: why not with its original's."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """The video's other metadata.json keys (``VideoEntry.extra``)."""
 
 
 class DoneList:
@@ -116,9 +138,13 @@ def write_index(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     records = [record for path in sorted((Path(out_dir) / PROGRESS_DIR).glob("*.jsonl"))
                for record in DoneList(out_dir, path.stem).load().values()]
-    crops = pd.DataFrame([row for record in records for row in record.crops], columns=CROP_COLUMNS)
-    videos = pd.DataFrame([[r.video, r.label, r.original, r.chunk, r.status, r.reason, len(r.crops)] for r in records],
-                          columns=VIDEO_COLUMNS)
+    extra = sorted({key for record in records for key in record.extra})
+    names = [f"meta_{key}" if key in CROP_COLUMNS or key in VIDEO_COLUMNS else key for key in extra]
+    crops = pd.DataFrame([[row.get(column, "") for column in CROP_COLUMNS] + [record.extra.get(key) for key in extra]
+                          for record in records for row in record.crops], columns=CROP_COLUMNS + names)
+    videos = pd.DataFrame([[r.video, r.label, r.original, r.chunk, r.status, r.reason, len(r.crops), r.width, r.height, r.frames,
+                            r.boxes_from, r.boxes_note] + [r.extra.get(key) for key in extra] for r in records],
+                          columns=VIDEO_COLUMNS + names)
     _write_atomic(Path(out_dir) / INDEX_FILE, crops.to_csv(index=False))
     _write_atomic(Path(out_dir) / VIDEOS_FILE, videos.to_csv(index=False))
     return crops, videos
@@ -131,10 +157,12 @@ def read_index(crops_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         path = Path(crops_dir) / name
         if not path.is_file():
             raise DataError(f"{path} not found: run python -m dfdc_train.extract first")
-        table = pd.read_csv(path, dtype={"video": str, "original": str, "reason": str}, keep_default_na=False)
+        table = pd.read_csv(path, dtype={"video": str, "original": str, "reason": str, "mask": str, "boxes_from": str,
+                                         "boxes_note": str}, keep_default_na=False)
         missing = [column for column in columns if column not in table.columns]
         if missing:
-            raise DataError(f"{path}: missing columns {missing}")
+            raise DataError(f"{path}: missing columns {missing} (an older extraction: rerun python -m dfdc_train.extract "
+                            "with the same ROOT and OUT, which rebuilds the tables without redoing any video)")
         table["original"] = pd.Series([original or None for original in table["original"]], index=table.index, dtype=object)
         tables.append(table)
     return tables[0], tables[1]

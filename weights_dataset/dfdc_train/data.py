@@ -17,10 +17,10 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from dfdc_fakes import DONOR_METHODS, make_fake
 from dfdc_infer.cropping import resize_square
-from dfdc_sample.blend import self_blend
 
-from .augment import augment, draw_params, mixup, random_merge
+from .augment import RECIPES, draw_params, mixup, random_merge
 from .config import TrainConfig
 from .layout import DataError
 from .sampling import Batch
@@ -42,6 +42,22 @@ def single_threaded_opencv() -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run torch's CPU ops on ``count`` threads inside the block (None: leave it), restoring the setting after.
+
+    A fixed count makes training bit-identical from run to run: the thread count decides how
+    reductions are split, and so the last bits of every sum.
+    """
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def load_crop(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB; a missing or unreadable file is a ``DataError`` naming it."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -56,7 +72,7 @@ def to_input_size(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def face_box_in_crop(row: pd.Series, side: int) -> tuple[float, float, float, float]:
-    """The detector's face box in the pixels of its saved ``side``-px crop (for self-blending)."""
+    """The detector's face box in the pixels of its saved ``side``-px crop (for on-the-fly fakes and part cutout)."""
     scale = side / (row["crop_x2"] - row["crop_x1"])
     return ((row["x1"] - row["crop_x1"]) * scale, (row["y1"] - row["crop_y1"]) * scale,
             (row["x2"] - row["crop_x1"]) * scale, (row["y2"] - row["crop_y1"]) * scale)
@@ -71,7 +87,9 @@ class TrainBatches(Dataset):
     """Batch ``i`` of an epoch's plan (``sampling.epoch_batches``), loaded and augmented.
 
     Everything random derives from the groups' seeds, so a batch is the same whichever worker
-    loads it, and a real and its fake get the same draws.
+    loads it, and a real and its fake get the same draws. An on-the-fly fake that needs another
+    person's face (a face swap) takes the real crop of the next group of the batch (of itself,
+    mirrored, in a batch of one).
     """
 
     def __init__(self, batches: list[Batch], crops: pd.DataFrame, crops_dir: Path, config: TrainConfig,
@@ -82,24 +100,38 @@ class TrainBatches(Dataset):
         self.config = config
         self.crop_margin = crop_margin
         self.input_size = input_size
+        self.recipe = RECIPES.get(config.augmentation)(config, input_size)
 
     def __len__(self) -> int:
         return len(self.batches)
+
+    def donor(self, batch: tuple, position: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+        """The real crop of the group after ``position`` (wrapping), with its face box."""
+        if len(batch) == 1:
+            row = self.crops.iloc[batch[0].items[0].row]
+            image = np.ascontiguousarray(load_crop(self.crops_dir / row["path"])[:, ::-1])
+            x1, y1, x2, y2 = face_box_in_crop(row, image.shape[0])
+            return image, (image.shape[1] - x2, y1, image.shape[1] - x1, y2)
+        row = self.crops.iloc[batch[(position + 1) % len(batch)].items[0].row]
+        image = load_crop(self.crops_dir / row["path"])
+        return image, face_box_in_crop(row, image.shape[0])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         batch = self.batches[index]
         images: list[np.ndarray] = []
         labels: list[float] = []
         merge: list[bool] = []
-        for group in batch:
+        for position, group in enumerate(batch):
             rng = np.random.default_rng(group.seed)
             params = draw_params(rng, self.config, self.crop_margin)
             for item in group.items:
                 row = self.crops.iloc[item.row]
                 image = load_crop(self.crops_dir / row["path"])
-                if item.self_blend:
-                    image = self_blend(image, face_box_in_crop(row, image.shape[0]), rng)
-                images.append(augment(image, params, self.config))
+                box = face_box_in_crop(row, image.shape[0])
+                if item.method is not None:
+                    donor = self.donor(batch, position) if item.method in DONOR_METHODS else None
+                    image = make_fake(item.method, image, box, rng, donor)
+                images.append(self.recipe(image, params, box, group.seed))
                 labels.append(item.label)
                 merge.append(params.merge)
         rng = np.random.default_rng([group.seed for group in batch])

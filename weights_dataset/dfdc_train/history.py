@@ -53,8 +53,10 @@ def plot_curves(table: pd.DataFrame, path: Path) -> None:
     FigureCanvasAgg(figure)
     losses, aucs = figure.subplots(1, 2)
     epochs = table["epoch"]
-    for column, label in (("train_logloss", "train (augmented)"), ("val_crop_logloss", "val per crop"), ("val_video_logloss", "val per video")):
-        losses.plot(epochs, table[column], marker="o", label=label)
+    for column, label in (("train_logloss", "train (augmented)"), ("val_crop_logloss", "val per crop"), ("val_video_logloss", "val per video"),
+                          ("val_video_logloss_calibrated", "val per video, calibrated")):
+        if column in table:
+            losses.plot(epochs, table[column], marker="o", label=label)
     losses.axhline(CHANCE_LOGLOSS, color="grey", linestyle="--", label="constant 0.5")
     losses.set(xlabel="epoch", ylabel="clipped logloss", title="logloss (lower is better)")
     for column, label in (("val_crop_auc", "val per crop"), ("val_video_auc", "val per video")):

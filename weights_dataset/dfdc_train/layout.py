@@ -1,7 +1,9 @@
 """The DFDC training download: ``ROOT/dfdc_train_part_{i}/`` chunks, each with ``metadata.json``.
 
 ``metadata.json`` maps every video of a chunk to ``{"label": "REAL"|"FAKE", "split": "train",
-"original": "y.mp4"}`` (``original`` is null or absent for REAL videos). Chunks are the unit of
+"original": "y.mp4"}`` (``original`` is null or absent for REAL videos); any other key (DFDC's
+``split``, or a generator's ``identity`` or ``method``) is kept and becomes a column of the crop
+index, so facts about a video reach training without a code change. Chunks are the unit of
 everything downstream: extraction works, resumes, shards and deletes chunk by chunk, and the
 train/validation/test split is a split of chunk numbers, because DFDC keeps an original and its
 fakes in one chunk.
@@ -11,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CHUNK_PATTERN = re.compile(r"^dfdc_train_part_(\d+)$")
 LABELS = ("REAL", "FAKE")
@@ -41,6 +44,8 @@ class VideoEntry:
     name: str
     label: str
     original: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Every other key of the entry (e.g. ``split``), as given; lists and objects as JSON text."""
 
 
 def find_chunks(root: Path, spec: str | None = None) -> list[Chunk]:
@@ -84,7 +89,9 @@ def read_metadata(chunk: Chunk) -> dict[str, VideoEntry]:
         original = entry.get("original") or None
         if label == "FAKE" and original is None:
             raise DataError(f"{path}: FAKE video {name} names no original")
-        entries[name] = VideoEntry(name, label, original if label == "FAKE" else None)
+        extra = {key: value if value is None or isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True)
+                 for key, value in entry.items() if key not in ("label", "original")}
+        entries[name] = VideoEntry(name, label, original if label == "FAKE" else None, extra)
     return entries
 
 

@@ -2,8 +2,8 @@
 
 Logloss is computed on probabilities clipped to [clip_min, clip_max] (0.01, 0.99), exactly what
 the kernel submits, so a validation figure is a leaderboard-comparable figure. Per-video scores
-come from ``dfdc_infer.aggregation.video_probability``, the kernel's own rule (mean over crops,
-then clip), not from a re-implementation of it.
+come from ``dfdc_infer.aggregation.video_probability``, the kernel's own rules (``mean`` over crops,
+or the 1st place's ``confident``, then clip), not from a re-implementation of them.
 """
 
 from __future__ import annotations
@@ -38,18 +38,19 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def per_video(videos: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, clip_min: float = 0.01,
-              clip_max: float = 0.99) -> pd.DataFrame:
-    """One row per video (``video``, ``label``, ``probability``), aggregated as the kernel does."""
+              clip_max: float = 0.99, rule: str = "mean") -> pd.DataFrame:
+    """One row per video (``video``, ``label``, ``probability``), aggregated as the kernel does with ``rule``."""
     table = pd.DataFrame({"video": videos, "label": labels, "probability": probabilities})
-    rows = [(video, float(group["label"].iloc[0]), video_probability(group["probability"].to_numpy()[None, :], clip_min, clip_max))
+    rows = [(video, float(group["label"].iloc[0]),
+             video_probability(group["probability"].to_numpy()[None, :], clip_min, clip_max, rule))
             for video, group in table.groupby("video", sort=True)]
     return pd.DataFrame(rows, columns=["video", "label", "probability"])
 
 
 def score(videos: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, clip_min: float = 0.01,
-          clip_max: float = 0.99) -> dict[str, float | int]:
-    """Logloss and AUC per crop and per video, with the crop and video counts."""
-    by_video = per_video(videos, labels, probabilities, clip_min, clip_max)
+          clip_max: float = 0.99, rule: str = "mean") -> dict[str, float | int]:
+    """Logloss and AUC per crop and per video (aggregated with ``rule``), with the crop and video counts."""
+    by_video = per_video(videos, labels, probabilities, clip_min, clip_max, rule)
     return {
         "crop_logloss": clipped_logloss(labels, probabilities, clip_min, clip_max),
         "crop_auc": roc_auc(labels, probabilities),

@@ -6,8 +6,12 @@ difference to learn from (instead of actor, room or light). Samplers (``TrainCon
 
 - ``pairs``: each original with one random fake of it, at a random frame both have a face in;
 - ``all-fakes``: each original with every fake of it that has a face at the chosen frame;
-- ``self-blend``: each original with a self-blended copy of the same crop, made on the fly
-  (``dfdc_sample.blend.self_blend``): needs no fake video at all.
+- ``synthetic``: each original with a fake made on the fly from the same crop by a random method
+  of ``dfdc_fakes.METHODS`` (self-blend, face swap with another original of the batch, ...):
+  needs no fake video at all.
+
+With ``synthetic_prob``, ``pairs`` and ``all-fakes`` replace a group's fake videos by one on-the-fly
+fake that often: many new manipulations every epoch next to the real fakes.
 
 An epoch shows every usable original exactly once, in a random order that depends only on
 (seed, epoch), so every process of a distributed run computes the same batches and takes its share
@@ -33,11 +37,12 @@ FrameKey = tuple[int, int]
 
 @dataclass(frozen=True)
 class Item:
-    """One crop of a batch: a row of the split's crop table, its label, and whether to self-blend it."""
+    """One crop of a batch: a row of the split's crop table, its label, and the fake method to apply
+    to it on the fly (None: the crop as it is)."""
 
     row: int
     label: float
-    self_blend: bool = False
+    method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,13 +76,13 @@ class Pairing:
     """FAKE videos with crops, none of them at a frame where the original has one."""
 
     def usable(self, sampler: str) -> list[Original]:
-        """The originals a sampler can use: all of them for self-blend, those with a fake otherwise."""
-        return [original for original in self.originals if sampler == "self-blend" or original.fakes]
+        """The originals a sampler can use: all of them for synthetic, those with a fake otherwise."""
+        return [original for original in self.originals if sampler == "synthetic" or original.fakes]
 
     def describe(self, sampler: str) -> str:
         usable = self.usable(sampler)
-        if sampler == "self-blend":
-            return f"{len(usable)} originals, each with self-blended copies (fake videos not used)"
+        if sampler == "synthetic":
+            return f"{len(usable)} originals, each with on-the-fly fakes (fake videos not used)"
         return (f"{len(usable)} originals paired with {sum(len(o.fakes) for o in usable)} fakes; left out: "
                 f"{self.fakes_without_original} fakes whose original is missing, {self.fakes_without_shared_frame} fakes "
                 f"without a frame in common with their original, {len(self.originals) - len(usable)} originals without a fake")
@@ -103,19 +108,28 @@ def build_pairing(crops: pd.DataFrame) -> Pairing:
     return Pairing(tuple(originals[video] for video in sorted(originals)), without_original, without_shared)
 
 
-def epoch_batches(pairing: Pairing, sampler: str, originals_per_batch: int, seed: int, epoch: int) -> list[Batch]:
-    """The epoch's batches: every usable original once, in an order fixed by (seed, epoch)."""
+def epoch_batches(pairing: Pairing, sampler: str, originals_per_batch: int, seed: int, epoch: int,
+                  methods: tuple[str, ...] = (), synthetic_prob: float = 0.0) -> list[Batch]:
+    """The epoch's batches: every usable original once, in an order fixed by (seed, epoch).
+
+    ``methods`` are the on-the-fly fake methods (needed by ``synthetic`` or ``synthetic_prob`` > 0).
+    """
+    if (sampler == "synthetic" or synthetic_prob > 0) and not methods:
+        raise ValueError("on-the-fly fakes need at least one fake method")
     originals = pairing.usable(sampler)
     rng = np.random.default_rng([seed, epoch])
-    groups = [make_group(originals[position], sampler, rng) for position in rng.permutation(len(originals))]
+    groups = [make_group(originals[position], sampler, rng, methods, synthetic_prob) for position in rng.permutation(len(originals))]
     return [tuple(groups[start:start + originals_per_batch]) for start in range(0, len(groups), originals_per_batch)]
 
 
-def make_group(original: Original, sampler: str, rng: np.random.Generator) -> Group:
+def make_group(original: Original, sampler: str, rng: np.random.Generator, methods: tuple[str, ...] = (),
+               synthetic_prob: float = 0.0) -> Group:
     """The crops ``sampler`` shows for one original (see the module docstring)."""
-    if sampler == "self-blend":
+    synthetic = sampler == "synthetic" or rng.random() < synthetic_prob  # always drawn: one stream whatever the setting
+    method = methods[int(rng.integers(len(methods)))] if methods else None
+    if synthetic:
         row = original.crops[_pick(sorted(original.crops), rng)]
-        items = (Item(row, 0.0), Item(row, 1.0, self_blend=True))
+        items = (Item(row, 0.0), Item(row, 1.0, method=method))
     elif sampler == "pairs":
         fake = _pick(sorted(original.fakes), rng)
         key = _pick(sorted(original.fakes[fake]), rng)

@@ -1,15 +1,20 @@
 """Training: an EfficientNet on extracted face crops, scored every epoch the way the kernel scores.
 
     python -m dfdc_train.train CROPS OUT [--arch tf_efficientnet_b0] [--input-size 224] [--epochs 10]
-        [--sampler pairs|all-fakes|self-blend] [--resume OUT/last.pt] [any TrainConfig flag]
+        [--sampler pairs|all-fakes|synthetic] [--test-identities A,B] [--test-methods M] [--resume OUT/last.pt] [any TrainConfig flag]
     torchrun --nproc_per_node 2 -m dfdc_train.train CROPS OUT ...      (DistributedDataParallel)
 
 CROPS is an extraction output (``python -m dfdc_train.extract``). Each epoch shows every original
 of the training chunks once next to a fake of it, then scores the validation chunks per crop and
 per video (clipped logloss, AUC). OUT receives ``last.pt`` and ``best.pt`` (lowest validation
 logloss per video; the packaging format, ready for ``build_submission.py``), their
-``.resume.pt`` files, ``history.csv`` and ``curves.png``. With several processes, OUT must be on a
-filesystem they all see (every process reads ``best.pt`` at the end, and the checkpoint on resume).
+``.resume.pt`` files, ``history.csv`` and ``curves.png``. After the last epoch ``best.pt`` gets a
+temperature fitted on the validation split (``calibration``), and the test split (or, without one,
+the validation split) is scored per fake method and for seen vs unseen identities:
+``evaluation.csv`` and ``evaluation.png``. With several processes, OUT must be on a filesystem they
+all see (every process reads ``best.pt`` at the end, and the checkpoint on resume).
+
+Same seed, same data and same ``--threads``: bit-identical weights and figures, whatever the load.
 """
 
 from __future__ import annotations
@@ -29,53 +34,91 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from dfdc_fakes import METHODS
 from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
 from dfdc_infer.config import add_dataclass_arguments, dataclass_from_args
 from dfdc_infer.models import ModelSpec, create_network, preprocess, read_checkpoint
 from dfdc_infer.progress import ProgressLine, format_duration
 
 from . import distributed
+from .calibration import fit_temperature, probabilities, video_logloss
 from .checkpoints import load_training_state, save_model, save_training_state
 from .config import TrainConfig
 from .crop_index import read_index, read_settings
-from .data import TrainBatches, single_threaded_opencv
+from .data import TrainBatches, single_threaded_opencv, torch_threads
 from .distributed import Distributed
-from .evaluation import evaluate
+from .evaluation import evaluate, predict_logits, slice_table, write_slice_table
 from .history import format_table, write_history
 from .layout import DataError
 from .losses import loss_for_epoch
-from .metrics import clipped_logloss
+from .metrics import clipped_logloss, score
 from .sampling import Pairing, batches_per_rank, build_pairing, epoch_batches, rank_share
 from .schedule import build_optimizer, build_scheduler, set_trainable
-from .splits import Split, split_by_chunk
+from .splits import Split, column, split_by_chunk
 
 log = logging.getLogger(__name__)
 
 BEST, LAST = "best.pt", "last.pt"
-SELECTION_METRIC = "val_video_logloss"
+
+
+def selection_metric(config: TrainConfig) -> str:
+    """What picks ``best.pt``: the validation logloss per video, after temperature scaling when the run calibrates
+    (the kernel applies the temperature, so a sharp but well-ranking epoch is not passed over for a timid one)."""
+    return "val_video_logloss_calibrated" if config.calibrate else "val_video_logloss"
 
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The splits, the training pairs, and the extraction settings the crops were made with."""
+    """The splits, the training pairs, the on-the-fly fake methods, and the extraction settings the crops were made with."""
 
     crops_dir: Path
     splits: dict[str, Split]
     pairing: Pairing
     settings: dict[str, Any]
+    methods: tuple[str, ...]
+    """On-the-fly fake methods (none when the sampler never makes fakes)."""
+
+    @property
+    def seen_identities(self) -> set[str]:
+        """Identities the model trains on (their faces are not a test of generalisation)."""
+        return set(column(self.splits["train"].crops, "identity")) - {""}
+
+    def seen_methods(self, sampler: str) -> set[str]:
+        """Fake methods the model trains on: its fake videos' (unless synthetic) and the on-the-fly ones."""
+        crops = self.splits["train"].crops
+        videos = set() if sampler == "synthetic" else set(column(crops, "method")[crops["label"] == "FAKE"])
+        return (videos | set(self.methods)) - {""}
+
+
+def synthetic_methods(config: TrainConfig) -> tuple[str, ...]:
+    """The on-the-fly fake methods: as asked, or every registered one not held out; none if unused."""
+    if config.sampler != "synthetic" and config.synthetic_prob == 0:
+        return ()
+    held_out = set(config.names("val_methods")) | set(config.names("test_methods"))
+    chosen = config.names("synthetic_methods") or [name for name in METHODS.names() if name not in held_out]
+    for name in chosen:
+        METHODS.check(name)
+    clash = sorted(set(chosen) & held_out)
+    if clash:
+        raise DataError(f"--synthetic-methods {', '.join(clash)} would train on methods held out by --val-methods/--test-methods")
+    if not chosen:
+        raise DataError("every fake method is held out: nothing is left to make on-the-fly fakes with")
+    return tuple(chosen)
 
 
 def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
-    """Read the extraction output, split it by chunk and pair the training originals with their fakes."""
+    """Read the extraction output, split it (chunks, identities, methods) and pair the training originals with their fakes."""
     crops, videos = read_index(crops_dir)
     settings = read_settings(crops_dir)
     splits = split_by_chunk(crops, videos, config)
     pairing = build_pairing(splits["train"].crops)
-    log.info("train pairing (%s sampler): %s", config.sampler, pairing.describe(config.sampler))
+    methods = synthetic_methods(config)
+    log.info("train pairing (%s sampler): %s%s", config.sampler, pairing.describe(config.sampler),
+             f"; on-the-fly fakes: {', '.join(methods)}" if methods else "")
     if not pairing.usable(config.sampler):
         raise DataError(f"no original in the train split has a fake to pair with ({pairing.describe(config.sampler)}); "
-                        "use --sampler self-blend to train from real videos alone")
-    return TrainingData(Path(crops_dir), splits, pairing, settings)
+                        "use --sampler synthetic to train from real videos alone")
+    return TrainingData(Path(crops_dir), splits, pairing, settings, methods)
 
 
 def build_model(config: TrainConfig) -> tuple[nn.Module, ModelSpec]:
@@ -118,7 +161,7 @@ def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | No
     log.info("training %s@%d on %s x%d: %d epochs of %d batches per process (%d originals per batch), %d steps in all",
              spec.arch, spec.input_size, device, context.world_size, config.epochs, total_steps // config.epochs,
              config.originals_per_batch, total_steps)
-    with single_threaded_opencv():
+    with single_threaded_opencv(), torch_threads(config.threads):
         first = len(history)
         for epoch in range(first, min(config.epochs, stop_after or config.epochs)):
             started = time.monotonic()
@@ -131,8 +174,8 @@ def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | No
                 save_epoch(out_dir, model, spec, config, data, history, optimizer, scheduler, scaler, total_steps)
                 print(format_table(history[-1:], header=epoch == first), flush=True)
             context.barrier()
-        if len(history) == config.epochs and "test" in data.splits:
-            score_test(out_dir, model, data, config, device, context)
+        if len(history) == config.epochs:
+            finish(out_dir, model, data, config, device, context)
     return history
 
 
@@ -146,8 +189,8 @@ def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: T
     # Rebuilt every epoch: DDP syncs the gradients of the parameters trainable when it is built.
     network = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if context.active else model
     loss_name, loss_fn = loss_for_epoch(config, epoch)
-    plan = rank_share(epoch_batches(data.pairing, config.sampler, config.originals_per_batch, config.seed, epoch),
-                      context.rank, context.world_size)
+    plan = rank_share(epoch_batches(data.pairing, config.sampler, config.originals_per_batch, config.seed, epoch, data.methods,
+                                    config.synthetic_prob), context.rank, context.world_size)
     crop_margin = float(data.settings["crop_margin"])
     loader = DataLoader(TrainBatches(plan, data.splits["train"].crops, data.crops_dir, config, crop_margin, spec.input_size),
                         batch_size=None, num_workers=config.workers, pin_memory=device.type == "cuda")
@@ -180,11 +223,11 @@ def save_epoch(out_dir: Path, model: nn.Module, spec: ModelSpec, config: TrainCo
     state = {"epoch": len(history) - 1, "total_steps": total_steps, "history": history, "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}
     save_training_state(out_dir / LAST, model, with_meta(spec, config, data, history), state)
-    best = min(range(len(history)), key=lambda position: history[position][SELECTION_METRIC])
+    metric = selection_metric(config)
+    best = min(range(len(history)), key=lambda position: history[position][metric])
     if best == len(history) - 1:
         save_training_state(out_dir / BEST, model, with_meta(spec, config, data, history), state)
-        log.info("epoch %d is the best so far (%s %.4f): wrote %s", history[best]["epoch"], SELECTION_METRIC,
-                 history[best][SELECTION_METRIC], out_dir / BEST)
+        log.info("epoch %d is the best so far (%s %.4f): wrote %s", history[best]["epoch"], metric, history[best][metric], out_dir / BEST)
     write_history(history, out_dir)
 
 
@@ -213,18 +256,40 @@ def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.opti
     return list(state["history"])
 
 
-def score_test(out_dir: Path, model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device,
-               context: Distributed) -> None:
-    """Score the test split once with ``best.pt`` and add the figures to its metadata."""
+def finish(out_dir: Path, model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device,
+           context: Distributed) -> None:
+    """With ``best.pt``: fit the temperature on validation, score the test split, write the slice table.
+
+    ``best.pt``'s meta gets ``temperature``, the test figures, the identities and methods it was
+    trained on (the dry run generates videos of the others), and logloss before and after calibration.
+    """
     spec, weights = read_checkpoint(out_dir / BEST)
     model.load_state_dict(weights)
-    metrics = evaluate(model, data.splits["test"], data.crops_dir, spec, config, device, context)
-    test = {f"test_{name}": value for name, value in metrics.items()}
-    log.info("test split with %s (epoch %d): logloss %.4f per video, %.4f per crop; AUC %.4f per video", out_dir / BEST,
-             spec.meta["epoch"], test["test_video_logloss"], test["test_crop_logloss"], test["test_video_auc"])
+    val = data.splits["val"]
+    val_logits = predict_logits(model, val.crops["path"].tolist(), data.crops_dir, spec, config, device, context)
+    val_videos, val_labels = val.crops["video"].to_numpy(), (val.crops["label"] == "FAKE").to_numpy(dtype=np.float64)
+    temperature = fit_temperature(val_videos, val_labels, val_logits, config.clip_min, config.clip_max) if config.calibrate else 1.0
+    figures = {"val_video_logloss_uncalibrated": video_logloss(val_videos, val_labels, val_logits, 1.0, config.clip_min, config.clip_max),
+               "val_video_logloss_calibrated": video_logloss(val_videos, val_labels, val_logits, temperature, config.clip_min, config.clip_max)}
+    scored = data.splits.get("test", val)
+    logits = val_logits if scored is val else predict_logits(model, scored.crops["path"].tolist(), data.crops_dir, spec, config, device,
+                                                             context)
+    seen_identities, seen_methods = data.seen_identities, data.seen_methods(config.sampler)
+    table = slice_table(scored, logits, temperature, seen_identities, seen_methods, config)
+    if "test" in data.splits:
+        labels = (scored.crops["label"] == "FAKE").to_numpy(dtype=np.float64)
+        metrics = score(scored.crops["video"].to_numpy(), labels, probabilities(logits, temperature), config.clip_min, config.clip_max)
+        figures.update({f"test_{name}": value for name, value in metrics.items()})
+        figures["test_video_logloss_uncalibrated"] = float(table.loc[table["slice"] == "all", "logloss_uncalibrated"].iloc[0])
+    log.info("temperature %.3g (fitted on validation): validation logloss per video %.4f -> %.4f", temperature,
+             figures["val_video_logloss_uncalibrated"], figures["val_video_logloss_calibrated"])
     if context.is_main:
-        save_model(out_dir / BEST, model, ModelSpec(spec.arch, spec.input_size, spec.mean, spec.std,
-                                                    {**spec.meta, "metrics": {**spec.meta["metrics"], **test}}))
+        write_slice_table(table, out_dir, f"{scored.name} split, {spec.arch}@{spec.input_size}, epoch {spec.meta['epoch']}, T={temperature:.3g}")
+        print(f"\n{scored.name} split by slice (per video; logloss at T={temperature:.3g}, AUC; before calibration; confident rule):")
+        print(table.to_string(index=False, float_format=lambda value: f"{value:.4f}"))
+        meta = {**spec.meta, "temperature": temperature, "metrics": {**spec.meta["metrics"], **figures},
+                "identities_seen": sorted(seen_identities), "methods_seen": sorted(seen_methods)}
+        save_model(out_dir / BEST, model, ModelSpec(spec.arch, spec.input_size, spec.mean, spec.std, meta))
     context.barrier()
 
 
@@ -262,8 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         distributed.stop(context)
     if context.is_main and history:
         print(format_table(history))
-        best = min(history, key=lambda row: row[SELECTION_METRIC])
-        print(f"best epoch {best['epoch']}: validation logloss {best['val_video_logloss']:.4f} per video "
+        best = min(history, key=lambda row: row[selection_metric(config)])
+        calibrated = f", {best['val_video_logloss_calibrated']:.4f} at T={best['val_temperature']:.3g}" if config.calibrate else ""
+        print(f"best epoch {best['epoch']}: validation logloss {best['val_video_logloss']:.4f} per video{calibrated} "
               f"({best['val_crop_logloss']:.4f} per crop), AUC {best['val_video_auc']:.4f} per video; "
               f"{args.out / BEST} after {format_duration(time.monotonic() - started)}")
         if len(history) < config.epochs:

@@ -1,0 +1,269 @@
+"""Measurements behind the README's "Face extraction at DFDC scale" figures (development only).
+
+    python -m dfdc_train.benchmark masks   [--work runs/bench-masks]     absdiff vs SSIM masks against the true manipulated pixels
+    python -m dfdc_train.benchmark extract [--work runs/bench-extract]   extraction per stage, with and without box reuse; disk
+    python -m dfdc_train.benchmark loader  CROPS... [--workers 0,1,2]    training images/s of the data loader at input 380
+
+Everything runs on generated data (``dfdc_sample``, ``dfdc_fakes``), so the figures can be
+reproduced anywhere; each prints its results and writes them as JSON into ``--work``. Timings are
+wall clock: on a shared machine, say the load next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from dfdc_infer.cropping import crop_face, select_faces
+from dfdc_infer.video_reading import FrameSampling, create_reader
+from dfdc_fakes import METHODS, make_fake
+from dfdc_sample.generate import generate_dataset, write_video
+
+from .config import ExtractConfig
+from .crop_index import read_index
+from .extract import STAGES, extract
+from .masks import MASK_METHODS, blurred_absdiff
+
+log = logging.getLogger("dfdc_train.benchmark")
+
+
+# ---- masks -------------------------------------------------------------------------------------------
+
+CHANGED = 4
+"""A truly manipulated pixel changed by at least this many levels; those changed by 1..CHANGED-1
+are left out of the scores (neither clearly changed nor unchanged)."""
+
+
+def mask_pairs(work: Path, videos: int, size: tuple[int, int], frames: int, crop_size: int, seed: int
+               ) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Per fake method, ``(original crop, fake crop, true change)`` triples as extraction sees them.
+
+    Every generated REAL video is faked with every method of ``dfdc_fakes`` (a fixed manipulation
+    per video, as the generator's fakes; a face swap takes the next video's face); then the original
+    and the fake frames are H.264-encoded separately (DFDC encoded each fake on its own), decoded,
+    cut with the same box and stored as JPEG q95 (the default crop format). The true change is the
+    largest per-channel difference of the raw (never encoded) crops.
+    """
+    data = generate_dataset(work / "data", layout="test", videos=videos, width=size[0], height=size[1], frames=frames, seed=seed)
+    faces = json.loads((data / "faces.json").read_text())
+    labels = json.loads((data / "metadata.json").read_text())
+    reader = create_reader("decord")
+    every = FrameSampling(frame_step=1)
+    reals = [(name, boxes) for name, boxes in sorted(faces.items()) if labels[name]["label"] == "REAL" and all(boxes)]
+    decoded = {name: reader.read(data / "test_videos" / name, every).frames for name, _ in reals}
+    triples: dict[str, list] = {method: [] for method in METHODS.names()}
+    for number, (name, boxes) in enumerate(reals):
+        raw = decoded[name]
+        donor_name, donor_boxes = reals[(number + 1) % len(reals)]
+        donor = (decoded[donor_name][0], tuple(largest(donor_boxes[0])[:4]))
+        original = reader.read(write_video(work / f"original-{name}", raw), every).frames
+        for method in METHODS.names():
+            fake = np.stack([make_fake(method, frame, tuple(largest(frame_boxes)[:4]), np.random.default_rng([seed, number]), donor)
+                             for frame, frame_boxes in zip(raw, boxes)])
+            encoded = reader.read(write_video(work / f"{method}-{name}", fake), every).frames
+            for index in range(0, len(raw), 10):
+                box = largest(boxes[index])
+                cut = [crop_face(video[index], box, crop_size) for video in (raw, fake, original, encoded)]
+                truth = np.abs(cut[1].astype(np.int16) - cut[0]).max(axis=2)
+                triples[method].append((jpeg(cut[2]), jpeg(cut[3]), truth))
+    return triples
+
+
+def largest(boxes: list[list[int]]) -> np.ndarray:
+    """The largest of a frame's true face boxes as a detection row ``[x1, y1, x2, y2, 1]``."""
+    return select_faces(np.array([[*box, 1.0] for box in boxes], dtype=np.float32))[0]
+
+
+def jpeg(image: np.ndarray, quality: int = 95) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+
+def separation(masks: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, float]:
+    """Pixel AUC (changed by >= ``CHANGED`` levels vs unchanged) and the best IoU over thresholds."""
+    values = np.concatenate([mask.ravel() for mask in masks]).astype(np.int64)
+    truth = np.concatenate([t.ravel() for t in truths])
+    keep = (truth == 0) | (truth >= CHANGED)
+    values, positive = values[keep], truth[keep] >= CHANGED
+    pos = np.bincount(values[positive], minlength=256)
+    neg = np.bincount(values[~positive], minlength=256)
+    # AUC from the value histograms: P(mask of a changed pixel > mask of an unchanged one), ties half.
+    below = np.concatenate([[0], np.cumsum(neg)[:-1]])
+    auc = float((pos * (below + neg / 2)).sum() / (pos.sum() * neg.sum()))
+    # IoU of (mask >= t) with the changed pixels, for every t.
+    hits = np.cumsum(pos[::-1])[::-1]
+    false = np.cumsum(neg[::-1])[::-1]
+    iou = hits / (pos.sum() + false)
+    best = int(np.argmax(iou[1:])) + 1
+    return {"pixel_auc": round(auc, 4), "best_iou": round(float(iou[best]), 4), "at_threshold": best,
+            "changed_share": round(float(positive.mean()), 3)}
+
+
+def benchmark_masks(work: Path, videos: int, size: tuple[int, int], frames: int, crop_size: int, seed: int) -> dict[str, dict]:
+    """Each mask method's separation per fake method and over all of them, and its time per crop."""
+    pairs = mask_pairs(work, videos, size, frames, crop_size, seed)
+    pairs["all methods"] = [triple for triples in pairs.values() for triple in triples]
+    methods = {name: MASK_METHODS.get(name) for name in MASK_METHODS.names()}
+    methods.update({f"absdiff sigma {sigma}": (lambda a, b, s=sigma: blurred_absdiff(a, b, s)) for sigma in (0, 3.0, 5.0)})
+    results: dict[str, dict] = {}
+    for name, method in methods.items():
+        for fakes, triples in pairs.items():
+            started = time.perf_counter()
+            masks = [method(original, fake) for original, fake, _ in triples]
+            results[f"{name} | {fakes}"] = {**separation(masks, [truth for _, _, truth in triples]), "crops": len(triples),
+                                            "ms_per_crop": round(1000 * (time.perf_counter() - started) / len(triples), 2)}
+    return results
+
+
+# ---- extraction throughput ----------------------------------------------------------------------
+
+DFDC_ORIGINALS, DFDC_FAKES = 19_000, 100_000
+"""DFDC's training set, roughly: ~19k original videos and ~100k fakes of them."""
+
+
+def extraction_run(data: Path, out: Path, config: ExtractConfig) -> dict[str, float]:
+    """One extraction into a fresh ``out``: seconds per stage and per video kind, counts, disk."""
+    shutil.rmtree(out, ignore_errors=True)
+    summary = extract(data, out, config)
+    crops, _ = read_index(out)
+    masks = crops[crops["mask"] != ""]
+    return {"videos": summary.extracted, "detected": summary.detected, "fakes_reused": summary.reused,
+            "videos_with_masks": int(masks["video"].nunique()), "crops": len(crops), "masks": len(masks),
+            "wall_s": summary.seconds["wall"], **{f"{stage}_s": summary.seconds[stage] for stage in STAGES},
+            "crop_bytes": sum((out / path).stat().st_size for path in crops["path"]),
+            "mask_bytes": sum((out / path).stat().st_size for path in masks["mask"])}
+
+
+def benchmark_extract(work: Path, videos: int, size: tuple[int, int], frames: int, rounds: int,
+                      variants: list[tuple[int, str]]) -> dict[str, object]:
+    """Extraction with and without box reuse, ``rounds`` times interleaved (medians), then once per
+    storage ``variant`` (crop size, format) for the disk figures and the loader benchmark."""
+    data = work / "data"
+    if not data.is_dir():
+        generate_dataset(data, layout="train", chunks=1, videos=videos, width=size[0], height=size[1], frames=frames, seed=0)
+    runs: dict[str, list[dict[str, float]]] = {"reuse": [], "own": []}
+    for round_number in range(rounds):
+        for mode in runs:
+            config = ExtractConfig(reuse_boxes=mode == "reuse")
+            runs[mode].append(extraction_run(data, work / f"out-{mode}", config))
+            log.info("round %d, %s: %s", round_number + 1, mode, runs[mode][-1])
+    medians = {mode: {key: statistics.median(run[key] for run in done) for key in done[0]} for mode, done in runs.items()}
+    result: dict[str, object] = {"load_before": os.getloadavg(), "runs": runs, "medians": medians}
+    per = medians["reuse"]
+    own = medians["own"]
+    decode = per["decode_s"] / per["videos"]
+    crop = per["crop_s"] / per["videos"]
+    detect = own["detect_s"] / own["detected"]
+    mask = per["mask_s"] / max(per["videos_with_masks"], 1)
+    total = DFDC_ORIGINALS + DFDC_FAKES
+    result["per_video_s"] = {"decode": decode, "detect (per detected video)": detect, "crop": crop, "mask (per fake)": mask}
+    result["dfdc_stage_hours_this_cpu"] = {
+        "with reuse": (total * (decode + crop) + DFDC_ORIGINALS * detect + DFDC_FAKES * mask) / 3600,
+        "without reuse": total * (decode + crop + detect) / 3600}
+    result["disk"] = {}
+    for crop_size, image_format in variants:
+        out = work / f"crops-{crop_size}-{image_format}"
+        run = extraction_run(data, out, ExtractConfig(crop_size=crop_size, image_format=image_format))
+        result["disk"][f"{crop_size} {image_format}"] = {
+            "kb_per_crop": run["crop_bytes"] / run["crops"] / 1024, "kb_per_mask": run["mask_bytes"] / max(run["masks"], 1) / 1024,
+            "crops_per_video": run["crops"] / run["videos"], "out": str(out)}
+    result["load_after"] = os.getloadavg()
+    return result
+
+
+# ---- the training data loader ----------------------------------------------------------------------
+
+def benchmark_loader(crops_dirs: list[Path], workers: list[int], recipes: list[str], input_size: int, batches: int,
+                     originals_per_batch: int) -> dict[str, dict[str, float]]:
+    """Training images/s of ``data.TrainBatches`` (pairs sampler) at ``input_size``, per crops folder,
+    augmentation recipe and worker count; the first batch of each loader (worker start-up) is not timed."""
+    from torch.utils.data import DataLoader
+
+    from .config import TrainConfig
+    from .data import TrainBatches, single_threaded_opencv
+    from .sampling import build_pairing, epoch_batches
+
+    results: dict[str, dict[str, float]] = {}
+    for crops_dir in crops_dirs:
+        crops, _ = read_index(crops_dir)
+        margin = json.loads((crops_dir / "extract.json").read_text())["crop_margin"]
+        pairing = build_pairing(crops)
+        plan = [batch for epoch in range(1000) for batch in epoch_batches(pairing, "pairs", originals_per_batch, 0, epoch)]
+        plan = plan[: batches + 1]
+        for recipe, count in ((recipe, count) for recipe in recipes for count in workers):
+            config = TrainConfig(originals_per_batch=originals_per_batch, augmentation=recipe)
+            dataset = TrainBatches(plan, crops, crops_dir, config, margin, input_size)
+            with single_threaded_opencv():
+                loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=count)
+                images, started = 0, 0.0
+                for number, (tensor, _) in enumerate(loader):
+                    if number == 0:
+                        started = time.perf_counter()
+                    else:
+                        images += len(tensor)
+                seconds = time.perf_counter() - started
+            key = f"{crops_dir.name}, {recipe}, workers {count}"
+            results[key] = {"images_per_s": round(images / seconds, 1), "images": images, "load": round(os.getloadavg()[0], 1)}
+            log.info("%s: %.1f images/s", key, images / seconds)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfdc_train.benchmark", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    masks = commands.add_parser("masks", help="difference mask methods against the true manipulated pixels")
+    masks.add_argument("--work", type=Path, default=Path("runs/bench-masks"))
+    masks.add_argument("--videos", type=int, default=14, help="generated videos (the REAL ones with a face are faked with every method)")
+    masks.add_argument("--size", default="1920x1080")
+    masks.add_argument("--frames", type=int, default=30)
+    masks.add_argument("--crop-size", type=int, default=256)
+    masks.add_argument("--seed", type=int, default=0)
+    bench = commands.add_parser("extract", help="extraction throughput per stage, with and without box reuse; disk per crop")
+    bench.add_argument("--work", type=Path, default=Path("runs/bench-extract"), help="generated data is kept here and reused")
+    bench.add_argument("--videos", type=int, default=12, help="generated videos (half REAL, one without a face)")
+    bench.add_argument("--size", default="1920x1080")
+    bench.add_argument("--frames", type=int, default=300)
+    bench.add_argument("--rounds", type=int, default=2, help="interleaved rounds of both modes (medians)")
+    bench.add_argument("--variants", default="256:jpg,380:jpg,384:jpg,384:png", help="crop size:format pairs for the disk figures")
+    loader = commands.add_parser("loader", help="training images/s of the data loader with its augmentations")
+    loader.add_argument("crops", type=Path, nargs="+", help="extraction outputs (e.g. the extract benchmark's crops-*)")
+    loader.add_argument("--workers", default="0,1,2", help="DataLoader worker counts")
+    loader.add_argument("--augmentations", default="seed,dfdc-1st", help="augmentation recipes (TrainConfig.augmentation)")
+    loader.add_argument("--input-size", type=int, default=380)
+    loader.add_argument("--batches", type=int, default=20, help="timed batches per measurement")
+    loader.add_argument("--originals-per-batch", type=int, default=16)
+    loader.add_argument("--work", type=Path, default=Path("runs/bench-loader"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.command == "masks":
+        results: dict = benchmark_masks(args.work, args.videos, parse_size(args.size), args.frames, args.crop_size, args.seed)
+    elif args.command == "extract":
+        variants = [(int(size), image_format) for size, image_format in (item.split(":") for item in args.variants.split(","))]
+        results = benchmark_extract(args.work, args.videos, parse_size(args.size), args.frames, args.rounds, variants)
+    else:
+        results = benchmark_loader(args.crops, [int(n) for n in args.workers.split(",")], args.augmentations.split(","),
+                                   args.input_size, args.batches, args.originals_per_batch)
+    print(json.dumps(results, indent=1))
+    (args.work / f"{args.command}.json").write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, height = (int(value) for value in text.lower().split("x"))
+    return width, height
+
+
+if __name__ == "__main__":
+    sys.exit(main())
