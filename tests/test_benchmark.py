@@ -16,13 +16,14 @@ def test_benchmark_reports_every_stage_goal_ratio_projection_and_memory(
 ) -> None:
     out = tmp_path / "bench"
     code = main(["--videos", str(sample_data / "test_videos"), "--count", "3", "--checkpoint", str(checkpoint),
-                 "--repeats", "1", "--memory", "2,4", "--out", str(out)])
+                 "--repeats", "1", "--e2e-videos", "5", "--memory", "2,4", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     seconds = report["seconds_per_video"]
     assert set(seconds) == {"ffmpeg_decode_floor", "opencv_grab_retrieve", "decode_pyav", "detect", "classify"}
     assert all(value > 0 for value in seconds.values())
-    assert report["videos"]["count"] == 3 and report["ensemble"] == ["tf_efficientnet_b0@128"]
+    assert report["videos"]["count"] == 3 and report["videos"]["end_to_end_count"] == 5
+    assert report["ensemble"] == ["tf_efficientnet_b0@128"]
     by_reader = report["decode_seconds_per_video_by_reader"]
     assert set(by_reader) == {"decord", "opencv", "pyav"}, "nvdec needs CUDA"
     assert report["readers"]["used"] == report["readers"]["default_cpu"] == "pyav"

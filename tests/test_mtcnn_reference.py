@@ -29,7 +29,6 @@ from skimage.data import astronaut
 
 from dfdc_infer.config import preset_config
 from dfdc_infer.cropping import select_faces
-from dfdc_infer.detector_weights import fetch_mtcnn_weights, find_mtcnn_weights
 from dfdc_infer.face_detection import create_detector
 from dfdc_infer.mtcnn import MTCNN, Faces, _nms_min
 from dfdc_sample.generate import generate_dataset
@@ -46,14 +45,6 @@ REFERENCE_COUNTS = {
 
 Detect = Callable[[str, str], list[Faces]]
 """``(setting, image set name) -> Faces per image``"""
-
-
-@pytest.fixture(scope="session")
-def weights_dir() -> Path:
-    try:
-        return find_mtcnn_weights(None)
-    except FileNotFoundError:
-        return fetch_mtcnn_weights()
 
 
 @pytest.fixture(scope="session")

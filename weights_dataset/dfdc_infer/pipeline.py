@@ -246,23 +246,21 @@ class VideoScorer:
     def _prepared(
         self, decoders: ThreadPoolExecutor, detection: ThreadPoolExecutor, video_dir: Path, filenames: list[str]
     ) -> Iterator[_Prepared]:
-        """Each video detected and cropped, in order; the next one's detection is already running
-        in the detect thread when a video is handed out (to be classified meanwhile). At most
-        ``prefetch_videos`` videos are ahead (decoding, decoded or in detection), as many as the
-        budget guard lets through unmeasured after a cut."""
-        decoding: deque[tuple[str, Future | None]] = deque()
+        """Each video detected and cropped, in order. Every video is queued for the detect thread
+        as soon as its decoding is submitted, so detection runs ahead while the main thread
+        classifies instead of waiting to be asked. At most ``prefetch_videos`` videos are in flight
+        (decoding, decoded or in detection), as many as the budget guard lets through unmeasured
+        after a cut; the guard is asked as each is handed out, in order."""
+        in_flight: deque[Future] = deque()
         names = iter(filenames)
-        ahead: Future | None = None
         while True:
-            while len(decoding) + (ahead is not None) < self.config.prefetch_videos and (name := next(names, None)) is not None:
+            while len(in_flight) < self.config.prefetch_videos and (name := next(names, None)) is not None:
                 path = video_dir / name
-                decoding.append((name, decoders.submit(_decode, path, self.config) if path.is_file() else None))
-            if ahead is None:
-                if not decoding:
-                    return
-                ahead = detection.submit(self._prepare, *decoding.popleft())
-            prepared = ahead.result()  # before the guard is asked, so what it sees does not depend on timing
-            ahead = detection.submit(self._prepare, *decoding.popleft()) if decoding else None
+                decoded = decoders.submit(_decode, path, self.config) if path.is_file() else None
+                in_flight.append(detection.submit(self._prepare, name, decoded))
+            if not in_flight:
+                return
+            prepared = in_flight.popleft().result()
             self._record(prepared)
             yield prepared
 

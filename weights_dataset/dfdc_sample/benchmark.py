@@ -12,7 +12,11 @@ one run and on the same files:
 - detection (``face_tracking``: the detector on the frames that need it) and classification, each
   per video;
 - the whole pipeline end to end (decoding, detection and classification overlapped), with
-  detection skipping as configured and with every sampled frame detected, taking turns;
+  detection skipping as configured and with every sampled frame detected, taking turns, over
+  ``--e2e-videos`` videos (the measured ones repeated) after one untimed warm-up run: a run of
+  4000 videos is judged by its steady throughput, and with a handful of videos the pipeline's fill
+  and drain (nothing to classify until the first video is detected) and the first calls' one-off
+  costs (oneDNN builds its kernels per input shape) would dominate;
 - peak memory of whole runs over 20 and 200 videos (it must stay flat);
 
 then prints the goal ratios (end to end over the fastest reader's decode plus classification; the
@@ -118,17 +122,22 @@ def _memory_probe(config: InferenceConfig, checkpoints: list[Path], video_dir: P
     queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def peak_memory_mb(config: InferenceConfig, checkpoints: list[Path], video_dir: Path, count: int) -> float:
-    """Peak RSS of a fresh process scoring ``count`` videos (names linked to the sample videos)."""
-    sources = sorted(video_dir.glob("*.mp4"))
-    linked = video_dir.parent / f"linked_{count}"
-    linked.mkdir(exist_ok=True)
+def linked_videos(sources: Sequence[Path], count: int, folder: Path) -> list[str]:
+    """``count`` names in ``folder``, symlinks cycling through ``sources`` (a long run from a few files)."""
+    folder.mkdir(parents=True, exist_ok=True)
     names = []
     for index in range(count):
         name = f"v{index:04d}.mp4"
-        if not (linked / name).exists():
-            (linked / name).symlink_to(sources[index % len(sources)].resolve())
+        if not (folder / name).exists():
+            (folder / name).symlink_to(sources[index % len(sources)].resolve())
         names.append(name)
+    return names
+
+
+def peak_memory_mb(config: InferenceConfig, checkpoints: list[Path], video_dir: Path, count: int) -> float:
+    """Peak RSS of a fresh process scoring ``count`` videos (names linked to the sample videos)."""
+    linked = video_dir.parent / f"linked_{count}"
+    names = linked_videos(sorted(video_dir.glob("*.mp4")), count, linked)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_memory_probe, args=(config, checkpoints, linked, names, queue))
@@ -194,15 +203,18 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
         classify_times.append(time.perf_counter() - started)
     classify = statistics.median(classify_times)
 
-    log.info("end to end, %d rounds, detection skipping %s", args.repeats, "on and off, taking turns" if config.detect_every > 1 else "off")
+    e2e_dir = out / f"linked_e2e_{len(paths)}_{args.e2e_videos}"
+    names = linked_videos(paths, args.e2e_videos, e2e_dir)
+    log.info("end to end over %d videos (%d files repeated), a warm-up run, then %d rounds, detection skipping %s",
+             len(names), len(paths), args.repeats, "on and off, taking turns" if config.detect_every > 1 else "off")
     variants = {"configured": config}
     if config.detect_every > 1:
         variants["detect_every_frame"] = replace(config, detect_every=1)
-    names = [path.name for path in paths]
+    end_to_end(config, ensemble, e2e_dir, names[: len(paths)])  # warm-up, untimed
     runs: dict[str, list[EndToEnd]] = {name: [] for name in variants}
     for _ in range(args.repeats):
         for name, variant in variants.items():
-            runs[name].append(end_to_end(variant, ensemble, paths[0].parent, names))
+            runs[name].append(end_to_end(variant, ensemble, e2e_dir, names))
     medians = {name: sorted(found, key=lambda run: run.seconds_per_video)[len(found) // 2] for name, found in runs.items()}
     e2e = medians["configured"]
 
@@ -223,7 +235,8 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": str(device),
                     "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
                     "torch": torch.__version__, "python": platform.python_version(), "load_average": os.getloadavg()},
-        "videos": {"folder": str(paths[0].parent), "count": len(paths), "crops_median": statistics.median(crops)},
+        "videos": {"folder": str(paths[0].parent), "count": len(paths), "end_to_end_count": len(names),
+                   "crops_median": statistics.median(crops)},
         "ensemble": [f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs],
         "config": config.to_dict(),
         "seconds_per_video": {
@@ -293,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=300, help="generated frames per video (default 300)")
     parser.add_argument("--checkpoint", type=Path, action="append", help="ensemble to time (default: one untrained B0)")
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs; the median is reported")
+    parser.add_argument("--e2e-videos", type=int, default=16,
+                        help="videos per end-to-end run, the measured ones repeated (default 16: fill, drain and warm-up amortised)")
     parser.add_argument("--memory", type=lambda text: [int(v) for v in text.split(",") if v], default=[20, 200],
                         help="video counts for the peak-memory runs (default 20,200; empty to skip)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
