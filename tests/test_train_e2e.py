@@ -40,17 +40,24 @@ SMALL = ["--arch", "test_efficientnet", "--input-size", "64", "--originals-per-b
 UNSEEN_VAL, UNSEEN_TEST, HELD_OUT_METHOD = "t1-6", ["hopper", "t1-4"], "part-warp"
 BY_IDENTITY = ["--train-chunks", "0-3", "--val-chunks", "", "--test-chunks", "", "--val-identities", UNSEEN_VAL,
                "--test-identities", ",".join(UNSEEN_TEST), "--test-methods", HELD_OUT_METHOD]
+IDENTITIES = ["astronaut", "hanks", "hopper", *(f"t1-{k}" for k in range(1, 7))]
+"""The nine faces these figures were measured with; later photo sources add people, and would deal the videos anew."""
 EPOCHS = 60
-# Measured (deterministic, so every run): validation (t1-6) AUC 0.811, logloss 0.543; test people (hopper, t1-4) AUC 0.568,
-# logloss 0.832; the kernel on new videos of t1-6 AUC 0.573, logloss 0.687. The tiny net generalises to some people and barely
-# to others; the bounds say "clearly better than chance" where it is, and "not worse than chance by much" where it is not.
-VAL_AUC, VAL_LOGLOSS, TEST_AUC, KERNEL_AUC, KERNEL_LOGLOSS = 0.7, 0.62, 0.5, 0.5, 0.75
+SEEN_METHODS = ["boundary", "face-swap", "reencode", "self-blend"]
+# Measured (deterministic: one thread, fixed seeds, so every run on a machine gives the same figures): validation (t1-6)
+# AUC 0.895, logloss 0.489 (chosen and calibrated on it, so flattering); the packed kernel on 48 new videos of the test people
+# (hopper, t1-4: never used for training, selection or calibration) faked by the trained methods: AUC 0.668, logloss 0.612;
+# its test split (those people, every method): AUC 0.664.
+# With the held-out method too, or on 24 videos, the kernel's AUC ranged 0.50-0.67 over generation seeds: the tiny net
+# generalises to new people only a little, so the bounds say "better than chance and than a constant 0.5", with margins.
+VAL_AUC, VAL_LOGLOSS, TEST_AUC, KERNEL_AUC, KERNEL_LOGLOSS = 0.75, 0.6, 0.55, 0.55, 0.69
 
 
 @pytest.fixture(scope="module")
 def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """240 generated videos (120 REAL of nine identities, 120 FAKE by five methods) in 4 chunks, 5 faces each extracted at 96 px."""
-    data = generate_dataset(tmp_path_factory.mktemp("train") / "data", layout="train", chunks=4, videos=240, frames=25, seed=3)
+    """240 generated videos (120 REAL of the nine ``IDENTITIES``, 120 FAKE by five methods) in 4 chunks, 5 faces each extracted at 96 px."""
+    data = generate_dataset(tmp_path_factory.mktemp("train") / "data", layout="train", chunks=4, videos=240, frames=25, seed=3,
+                            identities=IDENTITIES)
     out = tmp_path_factory.mktemp("crops")
     summary = extract(data, out, ExtractConfig(crop_size=96, inference=InferenceConfig(frame_step=5)))
     assert (summary.extracted, summary.no_face, summary.failures) == (240, 1, {})
@@ -109,7 +116,8 @@ def test_packed_model_scores_held_out_videos_in_the_kernel(trained: Path, tmp_pa
                             "--fp32"],  # the tiny test network moves ~1e-3 in fp16, just over the build's tolerance
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr
-    held_out = generate_dataset(tmp_path / "held_out", videos=24, frames=25, seed=11, identities=[UNSEEN_VAL])  # never trained on
+    held_out = generate_dataset(tmp_path / "held_out", videos=48, frames=25, seed=13, identities=UNSEEN_TEST,
+                                methods=SEEN_METHODS)  # people never trained on, selected on or calibrated on
     environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
     kernel = subprocess.run(
         [sys.executable, str(tmp_path / "build" / "kernel" / "dfdc_kernel.py"), "--dataset", str(tmp_path / "build" / "weights_dataset"),
@@ -119,7 +127,7 @@ def test_packed_model_scores_held_out_videos_in_the_kernel(trained: Path, tmp_pa
     submission = pd.read_csv(tmp_path / "submission.csv")
     truth = json.loads((held_out / "metadata.json").read_text())
     fake = np.array([truth[name]["label"] == "FAKE" for name in submission["filename"]])
-    assert len(submission) == 24 and submission["label"].between(0.01, 0.99).all()
+    assert len(submission) == 48 and submission["label"].between(0.01, 0.99).all()
     logloss, auc = clipped_logloss(fake, submission["label"]), roc_auc(fake, submission["label"])
     assert auc > KERNEL_AUC and logloss < KERNEL_LOGLOSS
 

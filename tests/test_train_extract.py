@@ -22,8 +22,10 @@ from dfdc_infer.video_reading import read_video
 from dfdc_sample.generate import generate_dataset, write_video
 from dfdc_train import extract as extract_module
 from dfdc_train.config import ExtractConfig
-from dfdc_train.crop_index import CROP_COLUMNS, VIDEO_COLUMNS, DoneList, VideoRecord, read_index, write_index
+from dfdc_train.crop_index import (CROP_COLUMNS, VIDEO_COLUMNS, DoneList, VideoRecord, face_box_in_crop, landmarks_in_crop, read_index,
+                                   write_index)
 from dfdc_train.extract import extract, main
+from dfdc_train.layout import DataError
 from dfdc_train.masks import difference_mask, load_mask
 
 CONFIG = ExtractConfig(crop_size=64, image_format="png", inference=InferenceConfig(frame_step=10))
@@ -105,6 +107,34 @@ def test_fakes_are_cut_with_their_originals_boxes_at_the_same_frames(pristine: P
         box = np.array([row["x1"], row["y1"], row["x2"], row["y2"]])
         expected = crop_face(sample.frames[list(sample.indices).index(row["frame"])], box, 64, 1.3)
         np.testing.assert_array_equal(image(extracted / row["path"]), expected)
+
+
+def test_each_crop_has_mtcnn_landmarks_in_crop_pixels_shared_by_its_fakes(extracted: Path) -> None:
+    crops, _ = read_index(extracted)
+    for row in crops.itertuples():
+        points = landmarks_in_crop(row._asdict())
+        x1, y1, x2, y2 = face_box_in_crop(row._asdict(), 64)
+        assert points is not None and points.shape == (5, 2)
+        assert (points[:, 0] > x1 - 2).all() and (points[:, 0] < x2 + 2).all()
+        assert (points[:, 1] > y1 - 2).all() and (points[:, 1] < y2 + 2).all()
+        eyes, nose, mouth = points[:2], points[2], points[3:]
+        assert eyes[0, 0] < eyes[1, 0] and mouth[0, 0] < mouth[1, 0] and eyes[:, 1].max() < nose[1] < mouth[:, 1].min()
+    table = crops.set_index(["video", "frame", "face"])["landmarks"]
+    fakes = crops[crops["label"] == "FAKE"]
+    assert [table[(original, frame, face)] for original, frame, face in zip(fakes["original"], fakes["frame"], fakes["face"])] == \
+        fakes["landmarks"].tolist()  # a pair shares them, so a part cutout hides the same part of both
+    assert landmarks_in_crop({"landmarks": ""}) is None  # haar, or an older extraction
+
+
+def test_an_index_from_before_landmarks_reads_with_empty_ones_and_other_gaps_are_an_error(extracted: Path, tmp_path: Path) -> None:
+    crops, videos = read_index(extracted)
+    crops.drop(columns="landmarks").to_csv(tmp_path / "index.csv", index=False)
+    videos.to_csv(tmp_path / "videos.csv", index=False)
+    older, _ = read_index(tmp_path)
+    assert list(older.columns) == list(crops.columns) and (older["landmarks"] == "").all()
+    crops.drop(columns="mask").to_csv(tmp_path / "index.csv", index=False)
+    with pytest.raises(DataError, match=r"index.csv: missing columns \['mask'\]"):
+        read_index(tmp_path)
 
 
 def test_difference_masks_mark_where_a_fake_crop_differs_from_its_originals(extracted: Path) -> None:

@@ -74,6 +74,21 @@ def test_build_model_starts_at_one_half_with_the_archs_normalisation() -> None:
         build_model(TrainConfig(arch="efficientnet_b99"))
 
 
+def test_highpass_stem_starts_half_the_first_filters_as_zero_sum_residuals() -> None:
+    random_model, _ = build_model(TrainConfig(arch="test_efficientnet"))
+    model, spec = build_model(TrainConfig(arch="test_efficientnet", stem="highpass"))
+    conv = model.conv_stem
+    half = conv.out_channels // 2
+    sums = conv.weight.sum(dim=(1, 2, 3))
+    torch.testing.assert_close(sums[:half], torch.zeros(half), atol=1e-6, rtol=0)  # blind to flat colour: only edges and seams pass
+    flat = torch.full((1, 3, 16, 16), 0.7)
+    assert torch.nn.functional.conv2d(flat, conv.weight[:half], padding=1)[..., 2:-2, 2:-2].abs().max() < 1e-5
+    torch.testing.assert_close(conv.weight[half:], random_model.conv_stem.weight[half:])  # the rest as timm starts them
+    assert conv.weight.requires_grad and spec.arch == "test_efficientnet"  # trained on, and loads in the kernel as any other
+    with pytest.raises(ValueError, match=r"stem one of \(.random., .highpass.\)"):
+        TrainConfig(stem="sobel")
+
+
 def test_gradual_unfreezing_opens_the_head_then_blocks_from_the_top() -> None:
     model, _ = build_model(TrainConfig(arch="test_efficientnet"))
     groups = layer_groups(model)

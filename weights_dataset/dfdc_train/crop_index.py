@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .layout import DataError
@@ -35,11 +36,16 @@ from .layout import DataError
 log = logging.getLogger(__name__)
 
 CROP_COLUMNS = ["video", "label", "original", "chunk", "frame", "face", "x1", "y1", "x2", "y2", "score",
-                "crop_x1", "crop_y1", "crop_x2", "crop_y2", "path", "mask"]
+                "crop_x1", "crop_y1", "crop_x2", "crop_y2", "path", "mask", "landmarks"]
 """Per crop: its video, the frame number in the video, the face's rank in the frame, the face box
 (the detector's, on the video itself or on its original: see ``boxes_from``) and its score, the
-frame region cut (the crop geometry's ``region``), the image path under OUT, and the difference
-mask's path under OUT ("" for REAL crops and for fakes cut with their own boxes)."""
+frame region cut (the crop geometry's ``region``), the image path under OUT, the difference
+mask's path under OUT ("" for REAL crops and for fakes cut with their own boxes), and MTCNN's five
+landmarks (left eye, right eye, nose, mouth corners) as ten numbers "x y x y ..." in the saved
+crop's pixels ("" without an MTCNN detector; a fake cut with its original's boxes has its
+original's landmarks, so a real/fake pair shares them)."""
+OPTIONAL_COLUMNS = ("landmarks",)
+"""Crop columns an older extraction lacks; read as "" (part cutout then places the parts from the face box)."""
 VIDEO_COLUMNS = ["video", "label", "original", "chunk", "status", "reason", "crops", "width", "height", "frames",
                  "boxes_from", "boxes_note"]
 """Per video: the outcome, the decoded frame size and frame count, the video whose detections cut
@@ -157,8 +163,12 @@ def read_index(crops_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         path = Path(crops_dir) / name
         if not path.is_file():
             raise DataError(f"{path} not found: run python -m dfdc_train.extract first")
-        table = pd.read_csv(path, dtype={"video": str, "original": str, "reason": str, "mask": str, "boxes_from": str,
+        table = pd.read_csv(path, dtype={"video": str, "original": str, "reason": str, "mask": str, "landmarks": str, "boxes_from": str,
                                          "boxes_note": str}, keep_default_na=False)
+        for column in OPTIONAL_COLUMNS:
+            if columns is CROP_COLUMNS and column not in table.columns:
+                log.info("%s has no %r column (extracted before it was recorded): training goes on without it", path, column)
+                table.insert(CROP_COLUMNS.index(column), column, "")
         missing = [column for column in columns if column not in table.columns]
         if missing:
             raise DataError(f"{path}: missing columns {missing} (an older extraction: rerun python -m dfdc_train.extract "
@@ -166,6 +176,21 @@ def read_index(crops_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         table["original"] = pd.Series([original or None for original in table["original"]], index=table.index, dtype=object)
         tables.append(table)
     return tables[0], tables[1]
+
+
+def face_box_in_crop(row: pd.Series | dict[str, Any], side: int) -> tuple[float, float, float, float]:
+    """The detector's face box in the pixels of its saved ``side``-px crop (for on-the-fly fakes and part cutout)."""
+    scale = side / (row["crop_x2"] - row["crop_x1"])
+    return ((row["x1"] - row["crop_x1"]) * scale, (row["y1"] - row["crop_y1"]) * scale,
+            (row["x2"] - row["crop_x1"]) * scale, (row["y2"] - row["crop_y1"]) * scale)
+
+
+def landmarks_in_crop(row: pd.Series | dict[str, Any]) -> np.ndarray | None:
+    """The row's five MTCNN landmarks as a (5, 2) float32 array in saved-crop pixels; None when not recorded."""
+    text = row.get("landmarks", "")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return np.array(text.split(), np.float32).reshape(5, 2)
 
 
 def _write_atomic(path: Path, text: str) -> None:

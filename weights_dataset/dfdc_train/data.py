@@ -17,13 +17,15 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from dfdc_fakes import DONOR_METHODS, make_fake
+from dfdc_fakes import DONOR_METHODS, landmarks_from_box, make_fake
 from dfdc_infer.cropping import resize_square
 
 from .augment import RECIPES, draw_params, mixup, random_merge
 from .config import TrainConfig
+from .crop_index import face_box_in_crop, landmarks_in_crop
 from .layout import DataError
-from .sampling import Batch
+from .masks import blank, difference_mask, load_mask, most_changed_box
+from .sampling import Batch, Group
 
 
 @contextmanager
@@ -69,13 +71,6 @@ def load_crop(path: Path) -> np.ndarray:
 def to_input_size(image: np.ndarray, size: int) -> np.ndarray:
     """Resize a square crop to ``size`` with the kernel's own crop resampling."""
     return resize_square(image, size)
-
-
-def face_box_in_crop(row: pd.Series, side: int) -> tuple[float, float, float, float]:
-    """The detector's face box in the pixels of its saved ``side``-px crop (for on-the-fly fakes and part cutout)."""
-    scale = side / (row["crop_x2"] - row["crop_x1"])
-    return ((row["x1"] - row["crop_x1"]) * scale, (row["y1"] - row["crop_y1"]) * scale,
-            (row["x2"] - row["crop_x1"]) * scale, (row["y2"] - row["crop_y1"]) * scale)
 
 
 def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -124,14 +119,20 @@ class TrainBatches(Dataset):
         for position, group in enumerate(batch):
             rng = np.random.default_rng(group.seed)
             params = draw_params(rng, self.config, self.crop_margin)
+            crops = []
             for item in group.items:
                 row = self.crops.iloc[item.row]
                 image = load_crop(self.crops_dir / row["path"])
-                box = face_box_in_crop(row, image.shape[0])
                 if item.method is not None:
                     donor = self.donor(batch, position) if item.method in DONOR_METHODS else None
-                    image = make_fake(item.method, image, box, rng, donor)
-                images.append(self.recipe(image, params, box, group.seed))
+                    image = make_fake(item.method, image, face_box_in_crop(row, image.shape[0]), rng, donor)
+                crops.append(image)
+            first = self.crops.iloc[group.items[0].row]
+            landmarks = landmarks_in_crop(first)
+            if landmarks is None:
+                landmarks = landmarks_from_box(face_box_in_crop(first, crops[0].shape[0]))
+            for item, image in zip(group.items, self.cutout(group, crops), strict=True):
+                images.append(self.recipe(image, params, landmarks, group.seed))
                 labels.append(item.label)
                 merge.append(params.merge)
         rng = np.random.default_rng([group.seed for group in batch])
@@ -142,6 +143,26 @@ class TrainBatches(Dataset):
             weight = float(rng.beta(self.config.mixup_alpha, self.config.mixup_alpha))
             tensor, targets = mixup(tensor, targets, weight, torch.from_numpy(rng.permutation(len(labels))))
         return tensor, targets
+
+    def cutout(self, group: Group, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """With ``cutout_prob``, every crop of the group (the real too) with the square where its first
+        fake changed most blanked (``masks.most_changed_box``); else the crops as they are.
+
+        The box comes from the fake's difference mask on disk, or, for an on-the-fly fake, from its
+        difference to the real crop. Blanking the real alike keeps a black square from meaning FAKE;
+        it runs before the recipe, so flips and zooms move the square with the face. Its draws come
+        from their own stream (``[seed, 2]``), so the setting changes no other draw.
+        """
+        rng = np.random.default_rng([group.seed, 2])
+        if rng.random() >= self.config.cutout_prob:
+            return crops
+        for position, item in enumerate(group.items):
+            mask_path = self.crops.iloc[item.row]["mask"]
+            if item.label == 1.0 and (item.method is not None or mask_path):
+                mask = difference_mask(crops[0], crops[position]) if item.method is not None else load_mask(self.crops_dir / mask_path)
+                box = most_changed_box(mask, rng)
+                return crops if box is None else [blank(image, box) for image in crops]
+        return crops
 
 
 class SplitCrops(Dataset):

@@ -42,12 +42,12 @@ import numpy as np
 from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
 from dfdc_infer.config import InferenceConfig, add_config_arguments, add_dataclass_arguments, config_from_args, dataclass_from_args
 from dfdc_infer.cropping import CROP_GEOMETRIES, crop_face, select_faces
-from dfdc_infer.face_detection import create_detector
+from dfdc_infer.face_detection import MtcnnDetector, create_detector
 from dfdc_infer.progress import ProgressLine, format_duration
 from dfdc_infer.video_reading import SampledFrames, VideoReadError, frames_to_numpy, read_video
 
 from .config import ExtractConfig
-from .crop_index import DoneList, VideoRecord, check_settings, write_index
+from .crop_index import DoneList, VideoRecord, check_settings, face_box_in_crop, write_index
 from .fetch import FetchLog, delete_videos, fetch_chunk
 from .layout import Chunk, DataError, VideoEntry, find_chunks, format_chunk_spec, parse_chunk_spec, read_metadata, shard_chunks
 from .masks import difference_mask, save_mask
@@ -197,6 +197,8 @@ class Extractor:
         self.config = config
         check_settings(self.out_dir, crop_settings(config), defaults=crop_settings(ExtractConfig()))
         self.detector = create_detector(config.inference, detector_weights)
+        self.landmarker = self.detector.cascade(1.0) if isinstance(self.detector, MtcnnDetector) else None
+        """O-Net on each saved crop gives its five landmarks (part cutout in training); None: not MTCNN."""
         self.summary = ExtractionSummary()
         self._started = time.monotonic()
         self._stored: tuple[str, dict[tuple[int, int], np.ndarray]] = ("", {})
@@ -290,6 +292,11 @@ class Extractor:
         rows, stored = self.cut(frames, sample.indices, faces, Path("crops") / chunk.name / Path(entry.name).stem, base)
         if original is not None:
             self.add_masks(rows, stored, self.original_crops(chunk, original))
+            shared = {(row["frame"], row["face"]): row.get("landmarks", "") for row in original.crops}
+            for row in rows:
+                row["landmarks"] = shared.get((row["frame"], row["face"]), "")
+        else:
+            self.add_landmarks(rows, stored)
         if entry.label == "REAL":
             self._stored = (f"{chunk.name}/{entry.name}", stored)
         if not rows:
@@ -338,9 +345,21 @@ class Extractor:
             rows.append({**{k: base[k] for k in ("video", "label", "original", "chunk")}, "frame": frame, "face": rank,
                          "x1": float(box[0]), "y1": float(box[1]), "x2": float(box[2]), "y2": float(box[3]),
                          "score": round(float(box[4]), 4), "crop_x1": left, "crop_y1": top, "crop_x2": right, "crop_y2": bottom,
-                         "path": relative.as_posix(), "mask": ""})
+                         "path": relative.as_posix(), "mask": "", "landmarks": ""})
         self.summary.seconds["crop"] += time.perf_counter() - started
         return rows, stored
+
+    def add_landmarks(self, rows: list[dict[str, Any]], stored: dict[tuple[int, int], np.ndarray]) -> None:
+        """Each crop's five MTCNN landmarks, from O-Net alone on the saved crop around its face box
+        (one batch per video, a few ms), in the crop's pixels as "x y x y ..."."""
+        if self.landmarker is None or not rows:
+            return
+        started = time.perf_counter()
+        crops = np.stack([stored[(row["frame"], row["face"])] for row in rows])
+        boxes = [np.array([face_box_in_crop(row, self.config.crop_size)], np.float32) for row in rows]
+        for row, faces in zip(rows, self.landmarker.score_boxes(crops, boxes), strict=True):
+            row["landmarks"] = " ".join(f"{value:.1f}" for value in faces.landmarks[0].reshape(-1))
+        self.summary.seconds["crop"] += time.perf_counter() - started
 
     def original_crops(self, chunk: Chunk, original: VideoRecord) -> dict[tuple[int, int], np.ndarray]:
         """The original's crops as stored: kept from when it was cut, or (a resumed run) read back."""

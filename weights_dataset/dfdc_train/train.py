@@ -128,6 +128,8 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, ModelSpec]:
         model = create_network(config.arch)
     except RuntimeError as error:  # timm: "Unknown model (...)"
         raise ValueError(f"unknown timm architecture {config.arch!r} (e.g. tf_efficientnet_b0 ... tf_efficientnet_b7)") from error
+    if config.stem == "highpass":
+        init_highpass_stem(model)
     classifier = model.get_classifier()
     nn.init.zeros_(classifier.weight)  # start at P(fake) = 0.5 for every crop (logloss 0.693), not at
     nn.init.zeros_(classifier.bias)  # the random head's confident guesses, which cost the first epochs
@@ -135,6 +137,35 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, ModelSpec]:
     spec = ModelSpec(arch=config.arch, input_size=config.input_size or int(defaults["input_size"][-1]),
                      mean=tuple(float(v) for v in defaults["mean"]), std=tuple(float(v) for v in defaults["std"]))
     return model, spec
+
+
+HIGHPASS_KERNELS = torch.tensor([
+    [[0, 0, 0], [1, -2, 1], [0, 0, 0]],  # second difference across columns
+    [[0, 1, 0], [0, -2, 0], [0, 1, 0]],  # ... across rows
+    [[0, 1, 0], [1, -4, 1], [0, 1, 0]],  # Laplacian
+    [[-1, 2, -1], [2, -4, 2], [-1, 2, -1]],  # SRM's 3x3 "KV" residual
+], dtype=torch.float32)
+"""Fixed high-pass residual filters (SRM-style, as steganalysis and the DFDC 1st place tried): blending seams, resampling and
+re-compression live in the high frequencies, a face's identity in the low ones."""
+
+
+def init_highpass_stem(model: nn.Module) -> None:
+    """Start the network's first convolution (the one reading the 3 colour channels) with high-pass filters in half its
+    output channels: ``HIGHPASS_KERNELS`` on the luminance and on each colour channel, in turn. They stay trainable.
+
+    The architecture does not change, so the checkpoint loads in the kernel as any other; only the starting point does.
+    """
+    conv = next((module for module in model.modules() if isinstance(module, nn.Conv2d) and module.in_channels == 3), None)
+    if conv is None or conv.kernel_size[0] < 3 or conv.groups != 1:
+        raise ValueError(f"--stem highpass needs a first 3-channel convolution of at least 3x3; {type(model).__name__} has none")
+    size, pad = conv.kernel_size[0], (conv.kernel_size[0] - 3) // 2
+    inputs = [torch.full((3,), 1 / 3), *torch.eye(3)]  # luminance, then red, green, blue
+    with torch.no_grad():
+        for channel in range(conv.out_channels // 2):
+            kernel = HIGHPASS_KERNELS[channel % len(HIGHPASS_KERNELS)] / HIGHPASS_KERNELS[channel % len(HIGHPASS_KERNELS)].abs().sum()
+            weight = torch.zeros(3, size, size)
+            weight[:, pad:pad + 3, pad:pad + 3] = inputs[(channel // len(HIGHPASS_KERNELS)) % len(inputs)][:, None, None] * kernel
+            conv.weight[channel] = weight * 4
 
 
 def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | None = None, stop_after: int | None = None,
