@@ -149,7 +149,7 @@ def _unavailable(name: str) -> str | None:
     """Why backend ``name`` cannot run on this machine, or None."""
     try:
         create_reader(name)
-    except (ReaderUnavailable, ImportError) as error:
+    except ReaderUnavailable as error:
         return str(error)
     return None
 
@@ -337,8 +337,10 @@ class DecordReader:
     """decord's ``get_batch`` decodes only what the sampled indices need (CPU context)."""
 
     def __init__(self) -> None:
-        import decord  # imported here so the OpenCV fallback works where decord is not installed
-
+        try:
+            import decord  # imported here so the other readers work where decord is not installed
+        except ImportError as error:
+            raise ReaderUnavailable(f"decord is not installed ({error})") from error
         decord.logging.set_level(decord.logging.QUIET)
         self._decord = decord
 
@@ -405,7 +407,7 @@ class OpenCVReader:
 
 def read_video(path: Path, config: InferenceConfig) -> SampledFrames:
     """Decode the sampled frames with ``choose_reader(config.reader)``; if that fails, retry with
-    the CPU readers after it (``nvdec -> decord -> opencv``).
+    the CPU readers after it in ``CPU_READERS`` (``reader_chain``).
 
     Raises ``VideoReadError`` only when every backend failed; the message carries each reason.
     """
@@ -414,7 +416,7 @@ def read_video(path: Path, config: InferenceConfig) -> SampledFrames:
     for position, name in enumerate(names):
         try:
             frames = create_reader(name).read(Path(path), FrameSampling.of(config))
-        except (VideoReadError, ReaderUnavailable, ImportError) as error:
+        except (VideoReadError, ReaderUnavailable) as error:
             reasons.append(str(error))
             if position + 1 < len(names):
                 log.warning("%s: %s; retrying with %s", Path(path).name, error, names[position + 1])
