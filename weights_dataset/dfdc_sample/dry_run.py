@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from dfdc_fakes import METHODS
@@ -30,30 +29,15 @@ from dfdc_infer.models import init_checkpoint, read_checkpoint
 from dfdc_infer.run import run_submission
 from dfdc_sample.faces import load_face_sprites
 from dfdc_sample.generate import generate_dataset
+from dfdc_train.metrics import clipped_logloss, roc_auc
 
 DEMO_CHECKPOINT = Path(__file__).with_name("demo-model.pt")
 """A tiny model trained on generated videos only (README "Sample data": the one command that made it)."""
 
 
-def logloss(labels: np.ndarray, predictions: np.ndarray) -> float:
-    """The competition metric on P(fake), with predictions clipped away from 0 and 1."""
-    p = np.clip(predictions, 1e-15, 1 - 1e-15)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
-
-
-def auc(labels: np.ndarray, predictions: np.ndarray) -> float:
-    """Probability that a random fake scores above a random real (ties count half)."""
-    fakes, reals = predictions[labels == 1], predictions[labels == 0]
-    if len(fakes) == 0 or len(reals) == 0:
-        return float("nan")
-    return float(((fakes[:, None] > reals[None, :]) + 0.5 * (fakes[:, None] == reals[None, :])).mean())
-
-
-def unseen_identities(checkpoints: list[Path]) -> tuple[list[str] | None, str]:
-    """Identities none of the checkpoints trained on (None: all), and a sentence saying so."""
-    seen = set()
-    for path in checkpoints:
-        seen |= set(read_checkpoint(path)[0].meta.get("identities_seen", []))
+def unseen_identities(metas: list[dict]) -> tuple[list[str] | None, str]:
+    """Identities none of the checkpoints (their ``meta``) trained on (None: all), and a sentence saying so."""
+    seen = set().union(*(meta.get("identities_seen", []) for meta in metas))
     available = [sprite.identity for sprite in load_face_sprites()]
     unseen = [name for name in available if name not in seen]
     if not seen:
@@ -83,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoints = [untrained]
     data = args.workdir / "data"
     try:
-        identities, who = unseen_identities(checkpoints)
+        metas = [read_checkpoint(path)[0].meta for path in checkpoints]
+        identities, who = unseen_identities(metas)
         if not (data / "sample_submission.csv").is_file():
             generate_dataset(data, videos=args.videos, identities=identities, seed=1)
             print(f"generated {args.videos} sample videos in {data / 'test_videos'}; {who}")
@@ -100,10 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     table["method"] = [metadata[name].get("method") or "-" for name in table["filename"]]
     print(f"\n{output}:\n{table.to_string(index=False)}\n")
     labels, labels_predicted = (table["truth"] == "FAKE").to_numpy(float), table["label"].to_numpy()
-    methods_seen = set().union(*(read_checkpoint(path)[0].meta.get("methods_seen", []) for path in checkpoints))
+    methods_seen = set().union(*(meta.get("methods_seen", []) for meta in metas))
     held_out = sorted(set(METHODS.names()) - methods_seen) if methods_seen else []
-    print(f"logloss against the generated labels: {logloss(labels, labels_predicted):.4f} (constant 0.5 scores 0.6931), "
-          f"AUC {auc(labels, labels_predicted):.3f} (chance 0.5)")
+    print(f"logloss against the generated labels: {clipped_logloss(labels, labels_predicted, 1e-15, 1 - 1e-15):.4f} "
+          f"(constant 0.5 scores 0.6931), AUC {roc_auc(labels, labels_predicted):.3f} (chance 0.5)")
     print(f"{who}; fake methods held out of training: {', '.join(held_out) or 'none'}")
     return 0
 
