@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dfdc_train.layout import DataError
-from dfdc_train.masks import NOISE_FLOOR, blank, cutout_most_changed, difference_mask, load_mask, most_changed_box, save_mask
+from dfdc_train.masks import NOISE_FLOOR, blank, difference_mask, load_mask, most_changed_box, save_mask
 
 
 def textured(size: int = 64, seed: int = 0) -> np.ndarray:
@@ -81,11 +81,11 @@ def test_no_box_without_change_or_when_it_would_hide_nearly_all_of_it() -> None:
 def test_cutout_blanks_the_box_in_an_image_of_any_size_and_is_reproducible() -> None:
     mask = spots((0, 0, 30, 30, 200), (70, 70, 30, 30, 100))
     image = np.full((380, 380, 3), 200, np.uint8)
-    first = cutout_most_changed(image, mask, np.random.default_rng(4), side=(0.3, 0.3))
+    first = blank(image, most_changed_box(mask, np.random.default_rng(4), side=(0.3, 0.3)))  # a 100 px mask, a 380 px crop
     assert (first[:114, :114] == 0).all() and (first[114:, :] == 200).all() and (first[:, 114:] == 200).all()
-    np.testing.assert_array_equal(first, cutout_most_changed(image, mask, np.random.default_rng(4), side=(0.3, 0.3)))
+    np.testing.assert_array_equal(first, blank(image, most_changed_box(mask, np.random.default_rng(4), side=(0.3, 0.3))))
     assert (image == 200).all()  # the input is left alone
-    assert cutout_most_changed(image, np.zeros((10, 10), np.uint8), np.random.default_rng(4)) is image
+    assert most_changed_box(np.zeros((10, 10), np.uint8), np.random.default_rng(4)) is None  # nothing to blank
 
 
 def test_one_box_blanks_a_real_and_its_fake_alike() -> None:

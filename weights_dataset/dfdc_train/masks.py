@@ -21,8 +21,10 @@ Masks are stored as grayscale PNG next to the crop (``FRAME_FACE_mask.png``) at 
 crop's side (``MASK_SCALE``), with values under ``NOISE_FLOOR`` zeroed: ~1.4 KB for a 256-px crop
 instead of ~14 KB at full size (measured), and where the change is, which is what the cutout needs,
 survives the averaging.
-``cutout_most_changed`` is the augmentation: it blanks the square holding the most change, so a
-model cannot rest on one artefact.
+The augmentation (training's ``--cutout-prob``, ``data.TrainBatches.cutout``) draws the square
+holding the most change once from a group's fake (``most_changed_box``) and ``blank``s it in every
+crop of the group, the real too, so a model cannot rest on one artefact and a black square never
+means FAKE.
 """
 
 from __future__ import annotations
@@ -134,16 +136,3 @@ def blank(image: np.ndarray, box: Box, fill: int = 0) -> np.ndarray:
     out = image.copy()
     out[top:bottom, left:right] = fill
     return out
-
-
-def cutout_most_changed(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-                        side: tuple[float, float] = (0.3, 0.5), min_left: float = 0.25) -> np.ndarray:
-    """``image`` with its most-changed square blanked (``most_changed_box``), or ``image`` itself
-    when there is none. ``mask`` may have another size than ``image``: the box is relative.
-
-    For a real/fake group, draw the box once from the fake's mask and ``blank`` every crop of the
-    group with it (the crops cover the same pixels): blanking fakes only would teach the model
-    that a black square means FAKE.
-    """
-    box = most_changed_box(mask, rng, side, min_left)
-    return image if box is None else blank(image, box)
