@@ -7,7 +7,7 @@ tensors in [0, 1], (N, 3, S, S), and run inside DataLoader workers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,31 +100,44 @@ class TrainBatches(Dataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def donor(self, batch: tuple, position: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    def donor(self, batch: tuple, position: int, load: Callable[[int], np.ndarray]) -> tuple[np.ndarray, tuple[float, float, float, float]]:
         """The real crop of the group after ``position`` (wrapping), with its face box."""
         if len(batch) == 1:
             row = self.crops.iloc[batch[0].items[0].row]
-            image = np.ascontiguousarray(load_crop(self.crops_dir / row["path"])[:, ::-1])
+            image = np.ascontiguousarray(load(batch[0].items[0].row)[:, ::-1])
             x1, y1, x2, y2 = face_box_in_crop(row, image.shape[0])
             return image, (image.shape[1] - x2, y1, image.shape[1] - x1, y2)
-        row = self.crops.iloc[batch[(position + 1) % len(batch)].items[0].row]
-        image = load_crop(self.crops_dir / row["path"])
-        return image, face_box_in_crop(row, image.shape[0])
+        item = batch[(position + 1) % len(batch)].items[0]
+        image = load(item.row)
+        return image, face_box_in_crop(self.crops.iloc[item.row], image.shape[0])
+
+    def loader(self) -> Callable[[int], np.ndarray]:
+        """A reader of crops by row for one batch: each file decoded once (a synthetic pair is one crop twice, a
+        swap's donor another group's real), handed out read-only so no step can change it for its next user."""
+        loaded: dict[int, np.ndarray] = {}
+
+        def load(row: int) -> np.ndarray:
+            if row not in loaded:
+                loaded[row] = load_crop(self.crops_dir / self.crops.iloc[row]["path"])
+                loaded[row].flags.writeable = False
+            return loaded[row]
+        return load
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         batch = self.batches[index]
         images: list[np.ndarray] = []
         labels: list[float] = []
         merge: list[bool] = []
+        load = self.loader()
         for position, group in enumerate(batch):
             rng = np.random.default_rng(group.seed)
             params = draw_params(rng, self.config, self.crop_margin)
             crops = []
             for item in group.items:
                 row = self.crops.iloc[item.row]
-                image = load_crop(self.crops_dir / row["path"])
+                image = load(item.row)
                 if item.method is not None:
-                    donor = self.donor(batch, position) if item.method in DONOR_METHODS else None
+                    donor = self.donor(batch, position, load) if item.method in DONOR_METHODS else None
                     image = make_fake(item.method, image, face_box_in_crop(row, image.shape[0]), rng, donor)
                 crops.append(image)
             first = self.crops.iloc[group.items[0].row]
