@@ -55,8 +55,8 @@ def recompress(image: np.ndarray, quality: int) -> np.ndarray:
     """Encode and decode as a JPEG of ``quality``: an on-the-fly fake made on an already compressed crop
     keeps its traces pristine, where a video fake is compressed after the manipulation; compressing
     the real and the fake alike afterwards hides what the video's codec would have hidden."""
-    encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1]
-    return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1]
+    return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)  # OpenCV's JPEG takes BGR
 
 
 def zoom(image: np.ndarray, factor: float) -> np.ndarray:

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from dfdc_infer.cropping import crop_face, select_faces
@@ -30,6 +29,7 @@ from dfdc_infer.video_reading import FrameSampling, create_reader
 from dfdc_fakes import METHODS, make_fake
 from dfdc_sample.generate import generate_dataset, write_video
 
+from .augment import recompress
 from .config import ExtractConfig
 from .crop_index import read_index
 from .extract import STAGES, extract
@@ -76,18 +76,13 @@ def mask_pairs(work: Path, videos: int, size: tuple[int, int], frames: int, crop
                 box = largest(boxes[index])
                 cut = [crop_face(video[index], box, crop_size) for video in (raw, fake, original, encoded)]
                 truth = np.abs(cut[1].astype(np.int16) - cut[0]).max(axis=2)
-                triples[method].append((jpeg(cut[2]), jpeg(cut[3]), truth))
+                triples[method].append((recompress(cut[2], 95), recompress(cut[3], 95), truth))  # as extraction stores them
     return triples
 
 
 def largest(boxes: list[list[int]]) -> np.ndarray:
     """The largest of a frame's true face boxes as a detection row ``[x1, y1, x2, y2, 1]``."""
     return select_faces(np.array([[*box, 1.0] for box in boxes], dtype=np.float32))[0]
-
-
-def jpeg(image: np.ndarray, quality: int = 95) -> np.ndarray:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
 
 
 def separation(masks: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, float]:
