@@ -195,10 +195,11 @@ class MtcnnDetector(_DownscalingDetector):
             return [np.zeros((0, 5), dtype=np.float32) for _ in boxes]
         stacked = torch.stack(patches) if isinstance(patches[0], torch.Tensor) else np.stack(patches)
         ratios = _SCORE_PATCH / np.asarray(sides, dtype=np.float32)[:, None]
-        given = np.concatenate([found[:, :4] for found in boxes if len(found)]) - np.tile(np.asarray(corners, np.float32), 2)
+        shift = np.tile(np.asarray(corners, np.float32), 2)  # each patch's corner, as (x, y, x, y)
+        given = np.concatenate([found[:, :4] for found in boxes if len(found)]) - shift
         scored = self.cascade(1.0).score_boxes(stacked, list((given * ratios)[:, None, :]))
         found = np.concatenate([faces.boxes for faces in scored])
-        found[:, :4] = found[:, :4] / ratios + np.tile(np.asarray(corners, np.float32), 2)
+        found[:, :4] = found[:, :4] / ratios + shift
         if self.clip_boxes:
             found[:, :4] = np.clip(found[:, :4], 0, [width, height, width, height])
         return np.split(found.astype(np.float32), np.cumsum(counts)[:-1])

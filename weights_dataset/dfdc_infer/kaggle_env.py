@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, InferenceConfig
+from .config import PRESETS, InferenceConfig, preset_config
 from .manifest import read_manifest, verify_manifest
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,6 @@ def run_dataset(dataset: Path, videos: Path, sample_submission: Path, output: Pa
 
 def describe_settings(preset: str, config: InferenceConfig) -> str:
     """``preset dfdc-1st`` plus the fields the build's flags changed from it, for the kernel's log."""
-    base = PRESETS.get(preset).config() if preset in PRESETS else InferenceConfig()
+    base = preset_config(preset) if preset in PRESETS else InferenceConfig()
     changed = [f"{name}={value}" for name, value in config.to_dict().items() if getattr(base, name) != value]
     return f"preset {preset}" + (f", changed: {', '.join(changed)}" if changed else "")

@@ -200,7 +200,8 @@ class MTCNN:
         settings (which orders them largest first instead); coordinates are unclamped, in pixels
         of the images given.
         """
-        pixels, batch = self._to_device(images)
+        pixels = self._to_device(images)
+        batch = pixels.permute(0, 3, 1, 2).float()  # channels_last strides: a permuted view converted, as the reference does
         boxes, owner = self._propose(batch)
         boxes, owner = self._refine(pixels, boxes, owner)
         return self._output(pixels, boxes, owner)
@@ -221,7 +222,7 @@ class MTCNN:
         regression, about 5% larger), so scoring it again gives another probability: on the test
         photos and generated frames at least 0.99 for 95% of the faces, far less for a few small ones.
         """
-        pixels, _ = self._to_device(images)
+        pixels = self._to_device(images)
         if len(boxes_per_image) != len(pixels):
             raise ValueError(f"{len(pixels)} images but boxes for {len(boxes_per_image)}")
         counts = [len(boxes) for boxes in boxes_per_image]
@@ -236,13 +237,11 @@ class MTCNN:
             for b, l in zip(scored.cpu().split(counts), landmarks.cpu().split(counts), strict=True)
         ]
 
-    def _to_device(self, images: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The images on the device as given (N, H, W, 3) uint8, and as (N, 3, H, W) float32 in
-        channels_last strides (a permuted view converted, as the reference does)."""
+    def _to_device(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The images on the device as given, (N, H, W, 3) uint8."""
         if isinstance(images, np.ndarray):
             images = torch.from_numpy(np.require(images, requirements=["C", "W"]))
-        pixels = images.to(self.device)
-        return pixels, pixels.permute(0, 3, 1, 2).float()
+        return images.to(self.device)
 
     def _pyramid(self, height: int, width: int) -> list[float]:
         """Scales at which PNet's 12 px window covers faces from min_face_size to the image size,

@@ -280,8 +280,8 @@ class PyAVReader:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 packets = self._packets(container, stream)
-                frames, indices, rotation = self._decode(stream, packets, sampling)
                 total = stream.frames or len(packets)
+                frames, indices, rotation = self._decode(stream, packets, sampling.indices(total))
         except self._av.FFmpegError as error:
             raise VideoReadError(f"pyav: {error.strerror or _first_line(error)}") from error
         if not frames:
@@ -305,11 +305,11 @@ class PyAVReader:
         return packets
 
     def _decode(self, stream: av.video.stream.VideoStream, packets: list[av.Packet],
-                sampling: FrameSampling) -> tuple[list[np.ndarray], list[int], int]:
-        """(sampled RGB frames, their indices, clockwise display rotation), frames in index order."""
+                sampled: np.ndarray) -> tuple[list[np.ndarray], list[int], int]:
+        """(the ``sampled`` frames in RGB, their indices, clockwise display rotation), frames in index order."""
         by_time = sorted(packet.pts for packet in packets)
         index_of = {pts: index for index, pts in enumerate(by_time)}
-        wanted = set(sampling.indices(stream.frames or len(packets)).tolist())
+        wanted = set(sampled.tolist())
         codec = stream.codec_context
         found: dict[int, np.ndarray] = {}
         rotation = 0
