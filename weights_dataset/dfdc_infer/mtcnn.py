@@ -187,14 +187,17 @@ class MTCNN:
         self.rnet = load_net(RNet(), weights_dir / "rnet.pt").to(device, memory_format=torch.channels_last)
         self.onet = load_net(ONet(), weights_dir / "onet.pt").to(device, memory_format=torch.channels_last)
 
-    def detect(self, images: np.ndarray | torch.Tensor) -> list[np.ndarray]:
+    def detect(self, images: np.ndarray | torch.Tensor, min_face_size: float | None = None) -> list[np.ndarray]:
         """(N, H, W, 3) uint8 RGB, numpy or torch -> N arrays (K, 5) float32 [x1, y1, x2, y2, score],
         best first: ``detect_with_landmarks`` without the landmarks."""
-        return [faces.boxes for faces in self.detect_with_landmarks(images)]
+        return [faces.boxes for faces in self.detect_with_landmarks(images, min_face_size)]
 
     @torch.inference_mode()
-    def detect_with_landmarks(self, images: np.ndarray | torch.Tensor) -> list[Faces]:
+    def detect_with_landmarks(self, images: np.ndarray | torch.Tensor, min_face_size: float | None = None) -> list[Faces]:
         """(N, H, W, 3) uint8 RGB, numpy or torch -> each image's faces, best first.
+
+        ``min_face_size`` (pixels of these images; default: the constructor's) only sets the pyramid,
+        so one cascade serves frames resized by any scale.
 
         The boxes and probabilities are facenet-pytorch 2.6.0's ``MTCNN.detect`` at the same
         settings (which orders them largest first instead); coordinates are unclamped, in pixels
@@ -202,7 +205,7 @@ class MTCNN:
         """
         pixels = self._to_device(images)
         batch = pixels.permute(0, 3, 1, 2).float()  # channels_last strides: a permuted view converted, as the reference does
-        boxes, owner = self._propose(batch)
+        boxes, owner = self._propose(batch, self.min_face_size if min_face_size is None else min_face_size)
         boxes, owner = self._refine(pixels, boxes, owner)
         return self._output(pixels, boxes, owner)
 
@@ -243,10 +246,11 @@ class MTCNN:
             images = torch.from_numpy(np.require(images, requirements=["C", "W"]))
         return images.to(self.device)
 
-    def _pyramid(self, height: int, width: int) -> list[float]:
-        """Scales at which PNet's 12 px window covers faces from min_face_size to the image size,
+    @staticmethod
+    def _pyramid(height: int, width: int, min_face_size: float) -> list[float]:
+        """Scales at which PNet's 12 px window covers faces from ``min_face_size`` to the image size,
         by the reference's float steps (a scale one ulp off can change a level's size)."""
-        scale = _PNET_CELL / self.min_face_size
+        scale = _PNET_CELL / min_face_size
         shorter = min(height, width) * scale
         scales = []
         while shorter >= _PNET_CELL:
@@ -255,11 +259,11 @@ class MTCNN:
             shorter *= PYRAMID_FACTOR
         return scales
 
-    def _propose(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _propose(self, batch: torch.Tensor, min_face_size: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 1: PNet windows over the pyramid, suppressed per level then across levels ->
         regressed, squared candidates and their images."""
         height, width = batch.shape[2:]
-        levels = [self._scan(batch, scale) for scale in self._pyramid(height, width)]
+        levels = [self._scan(batch, scale) for scale in self._pyramid(height, width, min_face_size)]
         if not levels:  # image smaller than the smallest face looked for
             return batch.new_zeros((0, 4)), torch.zeros(0, dtype=torch.long, device=batch.device)
         windows, scores, offsets, owner = (torch.cat(parts) for parts in zip(*levels, strict=True))

@@ -197,7 +197,7 @@ class Extractor:
         self.config = config
         check_settings(self.out_dir, crop_settings(config), defaults=crop_settings(ExtractConfig()))
         self.detector = create_detector(config.inference, detector_weights)
-        self.landmarker = self.detector.cascade(1.0) if isinstance(self.detector, MtcnnDetector) else None
+        self.landmarker = self.detector.mtcnn if isinstance(self.detector, MtcnnDetector) else None
         """O-Net on each saved crop gives its five landmarks (part cutout in training); None: not MTCNN."""
         self.summary = ExtractionSummary()
         self._started = time.monotonic()
