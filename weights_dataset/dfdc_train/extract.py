@@ -155,20 +155,20 @@ def extract_fetched(root: Path, out_dir: Path, config: ExtractConfig, detector_w
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    index, count = config.shard
-    numbers = [number for number in sorted(parse_chunk_spec(config.chunks or "")) if number % count == index]
+    chunks = shard_chunks([Chunk(number, root / f"dfdc_train_part_{number}") for number in sorted(parse_chunk_spec(config.chunks or ""))],
+                          config.shard)
     extractor = Extractor(out_dir, config, detector_weights)
     history = FetchLog(out_dir)
     done = history.done()
     summary = extractor.summary
-    for number in numbers:
+    for chunk in chunks:
+        number = chunk.number
         if number in done:
             summary.fetch_skipped += 1
             continue
-        chunk = Chunk(number, root / f"dfdc_train_part_{number}")
         if not (chunk.path / "metadata.json").is_file():
-            fetched, reason = fetch_chunk(number, root, config.fetch or "", config.fetch_retries)
-            if fetched is None:
+            reason = fetch_chunk(chunk, config.fetch or "", config.fetch_retries)
+            if reason:
                 log.error("chunk %d: giving up (%s); going on with the next chunk, a rerun tries it again", number, reason)
                 summary.fetch_failed[number] = reason
                 history.add(number, "failed", reason=reason)

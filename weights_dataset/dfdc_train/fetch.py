@@ -44,35 +44,37 @@ def zip_path(root: Path, number: int) -> Path:
     return Path(root) / f"dfdc_train_part_{number}.zip"
 
 
-def fetch_chunk(number: int, root: Path, template: str, retries: int) -> tuple[Chunk | None, str]:
-    """Download and unzip chunk ``number`` into ``ROOT/dfdc_train_part_{number}/``, trying up to
-    ``1 + retries`` times; ``(chunk, "")``, or ``(None, the last reason)`` when every try failed.
+def fetch_chunk(chunk: Chunk, template: str, retries: int) -> str:
+    """Download and unzip ``chunk`` into its folder (``ROOT/dfdc_train_part_{n}/``), trying up to
+    ``1 + retries`` times; "" on success, else the last reason.
 
     The zip is deleted whatever happens: unzipped, its 10 GB are no longer needed; corrupt, it
     must be downloaded again.
     """
     reason = ""
     for attempt in range(1, retries + 2):
-        log.info("chunk %d: fetching (try %d of %d)", number, attempt, retries + 1)
-        reason = _fetch_once(number, Path(root), template)
+        log.info("chunk %d: fetching (try %d of %d)", chunk.number, attempt, retries + 1)
+        reason = _fetch_once(chunk, template)
         if not reason:
-            return Chunk(number, Path(root) / f"dfdc_train_part_{number}"), ""
-        log.warning("chunk %d: %s", number, reason)
-    return None, f"{reason} ({retries + 1} tries)"
+            return ""
+        log.warning("chunk %d: %s", chunk.number, reason)
+    return f"{reason} ({retries + 1} tries)"
 
 
-def _fetch_once(number: int, root: Path, template: str) -> str:
+def _fetch_once(chunk: Chunk, template: str) -> str:
     """One try: run the command, unzip; "" on success, else why not."""
-    archive = zip_path(root, number)
+    root = chunk.path.parent
+    archive = zip_path(root, chunk.number)
     archive.unlink(missing_ok=True)  # a stale zip from an interrupted run proves nothing
     try:
-        result = subprocess.run(fetch_command(template, number, root), shell=True, capture_output=True, text=True, errors="replace")
+        result = subprocess.run(fetch_command(template, chunk.number, root), shell=True, capture_output=True, text=True,
+                                errors="replace")
         if result.returncode != 0:
             last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1][:200]
             return f"fetch command failed (exit {result.returncode}): {last}"
         if not archive.is_file():
             return f"the fetch command left no {archive.name} in {root}"
-        return unzip_chunk(archive, root / f"dfdc_train_part_{number}")
+        return unzip_chunk(archive, chunk.path)
     finally:
         archive.unlink(missing_ok=True)
 
