@@ -41,7 +41,7 @@ from dfdc_infer.models import ModelSpec, create_network, preprocess, read_checkp
 from dfdc_infer.progress import ProgressLine, format_duration
 
 from . import distributed
-from .calibration import fit_temperature, probabilities, video_logloss
+from .calibration import probabilities
 from .checkpoints import load_training_state, save_model, save_training_state
 from .config import TrainConfig
 from .crop_index import read_index, read_settings
@@ -289,22 +289,19 @@ def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.opti
 
 def finish(out_dir: Path, model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device,
            context: Distributed) -> None:
-    """With ``best.pt``: fit the temperature on validation, score the test split, write the slice table.
+    """With ``best.pt``: take the temperature its epoch fitted on validation, score the test split, write the slice table.
 
     ``best.pt``'s meta gets ``temperature``, the test figures, the identities and methods it was
     trained on (the dry run generates videos of the others), and logloss before and after calibration.
     """
     spec, weights = read_checkpoint(out_dir / BEST)
     model.load_state_dict(weights)
-    val = data.splits["val"]
-    val_logits = predict_logits(model, val.crops["path"].tolist(), data.crops_dir, spec, config, device, context)
-    val_videos, val_labels = val.crops["video"].to_numpy(), (val.crops["label"] == "FAKE").to_numpy(dtype=np.float64)
-    temperature = fit_temperature(val_videos, val_labels, val_logits, config.clip_min, config.clip_max) if config.calibrate else 1.0
-    figures = {"val_video_logloss_uncalibrated": video_logloss(val_videos, val_labels, val_logits, 1.0, config.clip_min, config.clip_max),
-               "val_video_logloss_calibrated": video_logloss(val_videos, val_labels, val_logits, temperature, config.clip_min, config.clip_max)}
-    scored = data.splits.get("test", val)
-    logits = val_logits if scored is val else predict_logits(model, scored.crops["path"].tolist(), data.crops_dir, spec, config, device,
-                                                             context)
+    val = spec.meta["metrics"]  # its epoch's validation (``evaluate``) already fitted the temperature on these weights
+    temperature = val.get("val_temperature", 1.0)
+    figures = {"val_video_logloss_uncalibrated": val["val_video_logloss"],
+               "val_video_logloss_calibrated": val.get("val_video_logloss_calibrated", val["val_video_logloss"])}
+    scored = data.splits.get("test", data.splits["val"])
+    logits = predict_logits(model, scored.crops["path"].tolist(), data.crops_dir, spec, config, device, context)
     seen_identities, seen_methods = data.seen_identities, data.seen_methods(config.sampler)
     table = slice_table(scored, logits, temperature, seen_identities, seen_methods, config)
     if "test" in data.splits:
