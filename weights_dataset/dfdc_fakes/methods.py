@@ -59,9 +59,11 @@ def _paste(image: np.ndarray, roi: tuple[int, int, int, int], source: np.ndarray
     return out
 
 
-def _local_box(box: Box, roi: tuple[int, int, int, int]) -> Box:
+def _face_region(image: np.ndarray, box: Box) -> tuple[tuple[int, int, int, int], Box, np.ndarray]:
+    """The region a method may change (``face_roi``), the face box in its pixels, and the region's pixels (a view)."""
+    roi = face_roi(box, *image.shape[:2])
     x1, y1, x2, y2 = box
-    return (x1 - roi[0], y1 - roi[1], x2 - roi[0], y2 - roi[1])
+    return roi, (x1 - roi[0], y1 - roi[1], x2 - roi[0], y2 - roi[1]), image[roi[1]:roi[3], roi[0]:roi[2]]
 
 
 @METHODS.register("self-blend")
@@ -75,11 +77,9 @@ def self_blend(image: np.ndarray, box: Box, rng: np.random.Generator, donor: Fac
     feather, ratio = rng.uniform(0.1, 0.3), rng.uniform(0.6, 1.0)
     texture, strength = rng.choice(["none", "blur", "sharpen"]), rng.uniform(0.6, 1.5)
 
-    roi = face_roi(box, *image.shape[:2])
-    x1, y1, x2, y2 = _local_box(box, roi)
+    roi, (x1, y1, x2, y2), region = _face_region(image, box)
     bw, bh = x2 - x1, y2 - y1
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    region = image[roi[1]:roi[3], roi[0]:roi[2]]
     source = region.astype(np.float32) * gain + offset
     shift = shift_fraction * (bw, bh)
     matrix = np.array([[zoom, 0, (1 - zoom) * cx + shift[0]], [0, zoom, (1 - zoom) * cy + shift[1]]])
@@ -110,9 +110,7 @@ def face_swap(image: np.ndarray, box: Box, rng: np.random.Generator, donor: Face
     blur = rng.uniform(0.0, 1.0)
 
     donor_image, (dx1, dy1, dx2, dy2) = donor
-    roi = face_roi(box, *image.shape[:2])
-    x1, y1, x2, y2 = _local_box(box, roi)
-    region = image[roi[1]:roi[3], roi[0]:roi[2]]
+    roi, (x1, y1, x2, y2), region = _face_region(image, box)
     sx, sy = (x2 - x1) / (dx2 - dx1), (y2 - y1) / (dy2 - dy1)
     matrix = np.array([[sx, 0, x1 - dx1 * sx], [0, sy, y1 - dy1 * sy]])
     interpolation = cv2.INTER_AREA if max(sx, sy) < 1 else cv2.INTER_LINEAR
@@ -138,12 +136,10 @@ def part_warp(image: np.ndarray, box: Box, rng: np.random.Generator, donor: Face
     scales = rng.uniform(-0.25, 0.25, size=3)  # > 0 enlarges the part
     spreads = rng.uniform(0.1, 0.16, size=3)
 
-    roi = face_roi(box, *image.shape[:2])
-    local = _local_box(box, roi)
+    roi, local, region = _face_region(image, box)
     bw, bh = local[2] - local[0], local[3] - local[1]
     landmarks = landmarks_from_box(local)
     centres = {0: landmarks[:2], 1: landmarks[2:3], 2: landmarks[3:].mean(0, keepdims=True)}
-    region = image[roi[1]:roi[3], roi[0]:roi[2]]
     yy, xx = np.mgrid[0:region.shape[0], 0:region.shape[1]].astype(np.float32)
     dx, dy = np.zeros_like(xx), np.zeros_like(yy)
     for part in parts:
@@ -167,9 +163,7 @@ def reencode(image: np.ndarray, box: Box, rng: np.random.Generator, donor: Face 
     quality, sigma, factor = int(rng.integers(5, 36)), rng.uniform(1.0, 2.5), rng.uniform(2.0, 4.0)
     axes_fraction, feather = rng.uniform(0.4, 0.55, size=2), rng.uniform(0.05, 0.3)
 
-    roi = face_roi(box, *image.shape[:2])
-    x1, y1, x2, y2 = _local_box(box, roi)
-    region = image[roi[1]:roi[3], roi[0]:roi[2]]
+    roi, (x1, y1, x2, y2), region = _face_region(image, box)
     if kind == "jpeg":
         encoded = cv2.imencode(".jpg", region, [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
         source = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
@@ -190,9 +184,7 @@ def boundary(image: np.ndarray, box: Box, rng: np.random.Generator, donor: Face 
     offset = rng.uniform(-12, 12, size=3).astype(np.float32)
     shift_fraction = rng.uniform(-0.03, 0.03, size=2)
 
-    roi = face_roi(box, *image.shape[:2])
-    local = _local_box(box, roi)
-    region = image[roi[1]:roi[3], roi[0]:roi[2]]
+    roi, local, region = _face_region(image, box)
     mask = random_mask(region.shape[:2], local, rng)
     shift = shift_fraction * (local[2] - local[0], local[3] - local[1])
     matrix = np.array([[1.0, 0, shift[0]], [0, 1.0, shift[1]]])

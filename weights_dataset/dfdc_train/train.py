@@ -162,7 +162,8 @@ def init_highpass_stem(model: nn.Module) -> None:
     inputs = [torch.full((3,), 1 / 3), *torch.eye(3)]  # luminance, then red, green, blue
     with torch.no_grad():
         for channel in range(conv.out_channels // 2):
-            kernel = HIGHPASS_KERNELS[channel % len(HIGHPASS_KERNELS)] / HIGHPASS_KERNELS[channel % len(HIGHPASS_KERNELS)].abs().sum()
+            kernel = HIGHPASS_KERNELS[channel % len(HIGHPASS_KERNELS)]
+            kernel = kernel / kernel.abs().sum()
             weight = torch.zeros(3, size, size)
             weight[:, pad:pad + 3, pad:pad + 3] = inputs[(channel // len(HIGHPASS_KERNELS)) % len(inputs)][:, None, None] * kernel
             conv.weight[channel] = weight * 4
