@@ -26,8 +26,11 @@ The result has the detector's own format (one ``(K, 5)`` array per frame, best f
 cropping does not know which boxes were detected and which were carried. ``every=1`` detects
 every sampled frame (the ``dfdc-1st`` preset does, like its reference).
 
+5. a face that a detected frame near a carried one holds and the carried one lacks (the detector
+   flickering on a weak face) is looked for there with O-Net too, and kept where O-Net confirms it.
+
 What it cannot see: a face that appears and vanishes again between two detected frames that
-agree. Gaps are ``every`` sampled frames wide (40 video frames by default), shorter than a DFDC
+agree and that no detected frame near it holds. Gaps are ``every`` sampled frames wide (40 video frames by default), shorter than a DFDC
 face's time on screen.
 """
 
@@ -96,7 +99,36 @@ class FaceTracker:
             for (a, _), boxes in sure.items():
                 carried.update(zip(range(a + 1, a + 1 + len(boxes)), boxes))
             todo = sorted((a + b) // 2 for a, b in gaps if (a, b) not in sure)
+        if self.scorer is not None:
+            self._recover(frames, found, carried)
         return [found[position] if position in found else _best_first(carried[position]) for position in range(count)]
+
+    def _recover(self, frames: Frames, found: dict[int, np.ndarray], carried: dict[int, np.ndarray]) -> None:
+        """Adds to each carried frame the faces that a detected frame at most ``every`` positions away
+        holds and it lacks, where the scorer confirms them at that frame.
+
+        The detector can flicker on a weak face (found at position 9, missed at 10 and 12): the gap
+        from 10 to 12 then agrees on one face and would carry one, though full detection finds two
+        at 11. Each missing face is looked for at its box on the nearest detected frame holding it and
+        kept where O-Net calls it a face whose box still overlaps that one as the same face does
+        (``MATCH_IOU``: the face moved in between) without landing on a face the frame already has."""
+        asks: list[tuple[int, np.ndarray]] = []
+        for position, boxes in carried.items():
+            known = list(boxes[:, :4])
+            for near in sorted(found, key=lambda q: (abs(q - position), q)):
+                if abs(near - position) > self.every:
+                    break
+                for box in found[near]:
+                    if not known or box_iou(np.array(known), box[None, :4]).max() < MATCH_IOU:
+                        known.append(box[:4])
+                        asks.append((position, box[None]))
+        if not asks:
+            return
+        scored = self.scorer.score_boxes(frames[[position for position, _ in asks]], [box for _, box in asks])
+        for (position, given), result in zip(asks, scored):
+            confirmed = result[0, 4] >= self.scorer.confirm_threshold and box_iou(given[:, :4], result[:, :4])[0, 0] >= MATCH_IOU
+            if confirmed and not _collided(np.concatenate([carried[position], result])):  # a new face, not one carried already
+                carried[position] = np.concatenate([carried[position], result]).astype(np.float32)
 
     def _confirmed(self, frames: Frames, gaps: dict[tuple[int, int], np.ndarray]) -> dict[tuple[int, int], np.ndarray]:
         """The gaps whose every carried box the scorer accepts, each box replaced by the one the
@@ -113,6 +145,13 @@ class FaceTracker:
                 failed.add(gap)
             gaps[gap][offset] = found
         return {gap: boxes for gap, boxes in gaps.items() if gap not in failed}
+
+
+def _collided(boxes: np.ndarray) -> bool:
+    """Whether two of a frame's boxes overlap like one face (IoU >= ``MATCH_IOU``)."""
+    overlaps = box_iou(boxes[:, :4], boxes[:, :4])
+    np.fill_diagonal(overlaps, 0)
+    return bool(np.any(overlaps >= MATCH_IOU))
 
 
 def _interpolate(first: np.ndarray, last: np.ndarray, indices: np.ndarray) -> np.ndarray | None:
