@@ -29,7 +29,7 @@ VAL_IDENTITIES = "feat-f13,feat-group-2,t1-6,tongue"
 TEST_IDENTITIES = "feat-beard,feat-group-4,feat-m7,hopper,t1-4,takeo"
 TRAIN = ["--train-chunks", "0-14", "--val-chunks", "", "--test-chunks", "", "--val-identities", VAL_IDENTITIES,
          "--test-identities", TEST_IDENTITIES, "--test-methods", "part-warp", "--arch", "mobilenetv3_small_050", "--input-size", "96",
-         "--stem", "highpass", "--originals-per-batch", "8", "--epochs", "120", "--lr", "1e-3", "--sampler", "synthetic",
+         "--stem", "highpass", "--originals-per-batch", "16", "--epochs", "120", "--lr", "1e-3", "--sampler", "synthetic",
          "--workers", "0", "--threads", "1"]
 
 
