@@ -80,6 +80,18 @@ def test_faces_below_min_face_size_are_ignored(weights_dir: Path) -> None:
     assert boxes.shape == (0, 5)
 
 
+@pytest.mark.parametrize(("size", "searched"), [((1080, 1920), 20.0), ((720, 1280), 20.0), ((360, 640), 40.0), ((144, 256), 80.0)])
+def test_smallest_face_searched_follows_the_scale_with_a_floor(weights_dir: Path, size: tuple[int, int], searched: float) -> None:
+    """``min_face_size`` 40 full-resolution px, in the detector's pixels under ``auto``: 40 x 0.33 at
+    1080p would start MTCNN's pyramid at 0.9x the frame; the floor of 20 px (MTCNN's own default)
+    starts it at 0.6x. Smaller videos keep min_face_size x scale."""
+    detector = mtcnn(weights_dir, min_face_size=40)
+    asked = []
+    detector.mtcnn.detect = lambda small, min_face_size: asked.append(min_face_size) or [np.zeros((0, 5), np.float32)] * len(small)
+    detector.detect(np.zeros((1, *size, 3), np.uint8))
+    assert asked == [pytest.approx(searched)]
+
+
 def test_no_face_on_gradient_or_noise(weights_dir: Path) -> None:
     gradient = np.broadcast_to(
         np.linspace(0, 255, 1280, dtype=np.uint8)[None, :, None], (720, 1280, 3)

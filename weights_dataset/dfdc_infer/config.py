@@ -63,7 +63,8 @@ class InferenceConfig:
     detect_every: int = setting(4, "Run the detector on every Nth sampled frame (and the first and last) and carry each face "
                                 "between them, confirmed by MTCNN's O-Net; detect more where unsure (``face_tracking``). 1 "
                                 "detects every sampled frame.")
-    min_face_size: int = setting(40, "Smallest face side to look for, in full-resolution pixels.")
+    min_face_size: int = setting(40, "Smallest face side to look for, in full-resolution pixels; never under 20 px of the "
+                                 "detector's input (``face_detection.SMALLEST_DETECTOR_FACE``): 60 px at 1080p under ``auto``.")
     detector_thresholds: tuple[float, float, float] = setting((0.6, 0.7, 0.8), "MTCNN's per-stage face-probability thresholds (P-, R-, O-Net).")
     detector_batch_size: int = setting(16, "Frames passed to the detector at once.")
     detector_resize: str = setting("area", "How frames are shrunk for the detector: ``area`` (averaging, where the frames are) or ``pil`` "

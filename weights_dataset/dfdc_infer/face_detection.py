@@ -13,13 +13,15 @@ default) is the DFDC 1st place's rule by the frame's longer side (``detector_sca
 under 300 px, 1x up to 1000, 0.5x up to 1900, 0.33x above (DFDC's 1920x1080), so faces reach the
 detector at about the same size whatever the video's resolution. Frames already on the GPU (the
 ``nvdec`` reader) are resized there; numpy frames with OpenCV (INTER_AREA, INTER_LINEAR to enlarge). ``min_face_size`` stays in
-full-resolution pixels; for MTCNN it, not the scale, sets the pyramid and so most of the cost.
+full-resolution pixels; for MTCNN it, not the scale, sets the pyramid and so most of the cost. No
+backend looks for faces under ``SMALLEST_DETECTOR_FACE`` pixels of its own input, whatever
+``min_face_size`` says.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -72,6 +74,15 @@ def detector_scale_for(width: int, height: int, setting: float | str) -> float:
     return 0.5 if longer <= 1900 else 0.33
 
 
+SMALLEST_DETECTOR_FACE = 20
+"""The smallest face, in pixels of the detector's input, any backend looks for (facenet-pytorch's
+MTCNN default, and so the 1st place's). Under ``auto`` a 1080p frame reaches the detector at
+0.33x, where ``min_face_size`` 40 would be 13 px: MTCNN's pyramid would start at 0.9x the frame
+instead of 0.6x and detection would cost half as much again, for faces of 40 to 60 px that a DFDC
+video hardly holds (its faces, like the generated ones, are 150 px and more at 1080p).
+``--detector-scale`` 0.5 or 1 looks for smaller faces at 1080p."""
+
+
 class _DownscalingDetector:
     """Shared frame handling: chunking, downscaling, and mapping boxes back to full resolution.
 
@@ -105,6 +116,10 @@ class _DownscalingDetector:
     def _detect_small(self, small: Frames, scale: float) -> list[np.ndarray]:
         """(N, h, w, 3) frames resized by ``scale`` -> N (K, 5) arrays in their pixel coordinates."""
         raise NotImplementedError
+
+    def _smallest_face(self, scale: float) -> float:
+        """``min_face_size`` in pixels of frames resized by ``scale``, at least ``SMALLEST_DETECTOR_FACE``."""
+        return max(self.min_face_size * scale, SMALLEST_DETECTOR_FACE)
 
 
 def _downscale(frames: Frames, scale: float, mode: str = "area") -> tuple[Frames, np.ndarray]:
@@ -156,24 +171,25 @@ class MtcnnDetector(_DownscalingDetector):
         super().__init__(config)
         self.mtcnn = MTCNN(_mtcnn_weights(weights_dir), self.min_face_size, config.detector_thresholds,
                            resolve_device(config.device))  # broken weights fail here, not per video
-        """The cascade, at full resolution; frames resized by a scale are searched down to ``min_face_size x scale``
+        """The cascade, at full resolution; frames resized by a scale are searched down to ``_smallest_face(scale)``
         (``min_face_size`` stays in full-resolution pixels). Its O-Net alone gives ``score_boxes`` and landmarks."""
         self.confirm_threshold = config.detector_thresholds[2]
         """``face_tracking`` keeps a carried box only if O-Net scores it at least this."""
 
     def _detect_small(self, small: Frames, scale: float) -> list[np.ndarray]:
-        return self.mtcnn.detect(small, self.min_face_size * scale)
+        return self.mtcnn.detect(small, self._smallest_face(scale))
 
-    def score_boxes(self, frames: Frames, boxes: list[np.ndarray]) -> list[np.ndarray]:
+    def score_boxes(self, frames: Sequence[Frames], boxes: list[np.ndarray]) -> list[np.ndarray]:
         """O-Net alone on given full-resolution boxes, (K_i, 4+) per frame -> (K_i, 5) per frame in
         the given order: the box O-Net regresses from each and its face probability, in
-        full-resolution pixels (clipped like detections).
+        full-resolution pixels (clipped like detections). ``frames``: (H, W, 3) frames of one size,
+        stacked or a list of views.
 
         Each box is looked at in its own square patch, twice the box's longer side around its
         centre (black outside the frame), resized to ``_SCORE_PATCH``: all patches go through
         O-Net in one batch. Resizing whole 1080p frames for this cost more than O-Net itself.
         """
-        height, width = frames.shape[1:3]
+        height, width = frames[0].shape[:2] if len(frames) else (0, 0)
         patches, corners, sides = [], [], []
         for frame, given in zip(frames, boxes):
             for box in given:
@@ -259,7 +275,7 @@ class HaarDetector(_DownscalingDetector):
             raise RuntimeError(f"could not load the Haar cascade {path}")
 
     def _detect_small(self, small: Frames, scale: float) -> list[np.ndarray]:
-        min_size = max(1, round(self.min_face_size * scale))
+        min_size = round(self._smallest_face(scale))
         return [self._detect_frame(frame, min_size) for frame in frames_to_numpy(small)]
 
     def _detect_frame(self, frame: np.ndarray, min_size: int) -> np.ndarray:

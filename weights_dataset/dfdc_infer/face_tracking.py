@@ -35,6 +35,7 @@ frames by default), shorter than a DFDC face's time on screen.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -57,9 +58,11 @@ class BoxScorer(Protocol):
     confirm_threshold: float
     """A box scoring below this is not a face (the detector's own last-stage threshold)."""
 
-    def score_boxes(self, frames: Frames, boxes: list[np.ndarray]) -> list[np.ndarray]:
+    def score_boxes(self, frames: Sequence[Frames], boxes: list[np.ndarray]) -> list[np.ndarray]:
         """For each frame's (K, 4+) full-resolution boxes, (K, 5) in the same order: the face box
-        the scorer finds at each (O-Net's regressed box) and its face probability."""
+        the scorer finds at each (O-Net's regressed box) and its face probability. ``frames``: one (H, W, 3)
+        frame per entry of ``boxes``, stacked or a list of views (the tracker passes views, so the
+        frames it asks about are not copied: 6 MB each at 1080p)."""
         ...
 
 
@@ -123,7 +126,7 @@ class FaceTracker:
                         asks.append((position, box[None]))
         if not asks:
             return
-        scored = self.scorer.score_boxes(frames[[position for position, _ in asks]], [box for _, box in asks])
+        scored = self.scorer.score_boxes([frames[position] for position, _ in asks], [box for _, box in asks])
         for (position, given), result in zip(asks, scored):
             confirmed = result[0, 4] >= self.scorer.confirm_threshold and box_iou(given[:, :4], result[:, :4])[0, 0] >= MATCH_IOU
             merged = np.concatenate([carried[position], result]).astype(np.float32)
@@ -137,7 +140,7 @@ class FaceTracker:
         if not positions:
             return gaps
         frame_positions = [gap[0] + 1 + offset for gap, offset in positions]
-        scored = self.scorer.score_boxes(frames[frame_positions], [gaps[gap][offset] for gap, offset in positions])
+        scored = self.scorer.score_boxes([frames[p] for p in frame_positions], [gaps[gap][offset] for gap, offset in positions])
         failed = set()
         for (gap, offset), found in zip(positions, scored):
             moved = np.diag(box_iou(gaps[gap][offset, :, :4], found[:, :4]))

@@ -204,7 +204,9 @@ class MTCNN:
         of the images given.
         """
         pixels = self._to_device(images)
-        batch = pixels.permute(0, 3, 1, 2).float()  # channels_last strides: a permuted view converted, as the reference does
+        # NCHW, copied contiguous: the pyramid's area resampling takes a third less time on it than on the
+        # permuted (channels-last) view, with the same values (facenet-pytorch parity tests)
+        batch = pixels.permute(0, 3, 1, 2).float().contiguous()
         boxes, owner = self._propose(batch, self.min_face_size if min_face_size is None else min_face_size)
         boxes, owner = self._refine(pixels, boxes, owner)
         return self._output(pixels, boxes, owner)
