@@ -189,7 +189,6 @@ class MtcnnDetector(_DownscalingDetector):
         centre (black outside the frame), resized to ``_SCORE_PATCH``: all patches go through
         O-Net in one batch. Resizing whole 1080p frames for this cost more than O-Net itself.
         """
-        height, width = frames[0].shape[:2] if len(frames) else (0, 0)
         patches, corners, sides = [], [], []
         for frame, given in zip(frames, boxes):
             for box in given:
@@ -200,6 +199,7 @@ class MtcnnDetector(_DownscalingDetector):
         counts = [len(given) for given in boxes]
         if not patches:
             return [np.zeros((0, 5), dtype=np.float32) for _ in boxes]
+        height, width = frames[0].shape[:2]
         stacked = torch.stack(patches) if isinstance(patches[0], torch.Tensor) else np.stack(patches)
         ratios = _SCORE_PATCH / np.asarray(sides, dtype=np.float32)[:, None]
         shift = np.tile(np.asarray(corners, np.float32), 2)  # each patch's corner, as (x, y, x, y)

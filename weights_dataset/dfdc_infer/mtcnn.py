@@ -204,9 +204,9 @@ class MTCNN:
         of the images given.
         """
         pixels = self._to_device(images)
-        # NCHW, copied contiguous: the pyramid's area resampling takes a third less time on it than on the
-        # permuted (channels-last) view, with the same values (facenet-pytorch parity tests)
-        batch = pixels.permute(0, 3, 1, 2).float().contiguous()
+        # NCHW, converted into contiguous memory in one copy: the pyramid's area resampling takes a third
+        # less time on it than on the permuted (channels-last) view, with the same values (facenet-pytorch parity tests)
+        batch = pixels.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
         boxes, owner = self._propose(batch, self.min_face_size if min_face_size is None else min_face_size)
         boxes, owner = self._refine(pixels, boxes, owner)
         return self._output(pixels, boxes, owner)
