@@ -50,10 +50,10 @@ LOGITS = ((1.0, 2.5), (-2.5, 1.5))
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+def dataset(tmp_path_factory: pytest.TempPathFactory, pinned_identities: list[str]) -> tuple[Path, list[str]]:
     """Five 640x360 videos of 64 frames: no face, two faces (REAL and a fake of it), one face (REAL
     and a fake), and a sample submission that lists them in reverse order (ours must follow it)."""
-    root = generate_dataset(tmp_path_factory.mktemp("parity") / "data", videos=5, frames=64, seed=3)
+    root = generate_dataset(tmp_path_factory.mktemp("parity") / "data", videos=5, frames=64, seed=3, identities=pinned_identities)
     order = pd.read_csv(root / "sample_submission.csv")["filename"].tolist()[::-1]
     pd.DataFrame({"filename": order, "label": 0.5}).to_csv(root / "sample_submission.csv", index=False)
     return root, order

@@ -238,9 +238,9 @@ def test_hard_scenes_lose_no_face_that_full_detection_finds(mtcnn, scene: str) -
 
 
 @pytest.fixture(scope="module")
-def moving_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def moving_faces(tmp_path_factory: pytest.TempPathFactory, pinned_identities: list[str]) -> Path:
     """Generated videos: one and two faces wandering over 150 frames (15 sampled), with ground truth."""
-    return generate_dataset(tmp_path_factory.mktemp("moving") / "data", videos=6, frames=150, seed=11)
+    return generate_dataset(tmp_path_factory.mktemp("moving") / "data", videos=6, frames=150, seed=11, identities=pinned_identities)
 
 
 @pytest.mark.parametrize("all_faces", [False, True], ids=["largest face", "all faces"])

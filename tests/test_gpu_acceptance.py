@@ -40,9 +40,10 @@ CONFIG = InferenceConfig(frames_per_video=32)
 
 
 @pytest.fixture(scope="module")
-def hd_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hd_videos(tmp_path_factory: pytest.TempPathFactory, pinned_identities: list[str]) -> Path:
     """4 generated DFDC-like videos, 1920x1080, 300 frames: one without a face, one with two."""
-    return generate_dataset(tmp_path_factory.mktemp("hd") / "data", videos=4, width=1920, height=1080, frames=300, seed=5)
+    return generate_dataset(tmp_path_factory.mktemp("hd") / "data", videos=4, width=1920, height=1080, frames=300, seed=5,
+                            identities=pinned_identities)
 
 
 def face_videos(data: Path) -> list[Path]:

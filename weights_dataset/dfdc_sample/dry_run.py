@@ -27,7 +27,7 @@ from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
 from dfdc_infer.config import add_config_arguments, config_from_args
 from dfdc_infer.models import init_checkpoint, read_checkpoint
 from dfdc_infer.run import run_submission
-from dfdc_sample.faces import load_face_sprites
+from dfdc_sample.faces import heads_by_identity, load_face_sprites
 from dfdc_sample.generate import generate_dataset
 from dfdc_train.metrics import clipped_logloss, roc_auc
 
@@ -38,7 +38,7 @@ DEMO_CHECKPOINT = Path(__file__).with_name("demo-model.pt")
 def unseen_identities(metas: list[dict]) -> tuple[list[str] | None, str]:
     """Identities none of the checkpoints (their ``meta``) trained on (None: all), and a sentence saying so."""
     seen = set().union(*(meta.get("identities_seen", []) for meta in metas))
-    available = [sprite.identity for sprite in load_face_sprites()]
+    available = list(heads_by_identity(load_face_sprites()))
     unseen = [name for name in available if name not in seen]
     if not seen:
         return None, "identities: all available (the checkpoint records none it trained on)"

@@ -2,7 +2,9 @@
 
 Every face photo of ``dfdc_sample.photos`` is searched with the project's own MTCNN (the kernel's
 detector); each face it finds becomes one identity (``astronaut``, ``hopper``, ``hanks``, ``takeo``,
-``tongue``, and, left to right, the group photo's ``t1-1`` ... ``t1-6`` and ``breakingbad-1``, ``-2``). The head is cut with a soft mask, an
+``tongue``, and, left to right, the group photo's ``t1-1`` ... ``t1-6`` and ``breakingbad-1``, ``-2``),
+except that the photos of one named person (``obama``'s three, a video's frames) are all that
+person's heads, and a video of them picks one. The head is cut with a soft mask, an
 ellipse placed from the face box (forehead and hair above the brows, a little neck below the chin)
 with a smooth edge, so no photo needs a hand-traced outline. Cut heads are cached beside the photos.
 
@@ -89,15 +91,30 @@ def find_faces(photo: Photo) -> list[Box]:
 
 @functools.lru_cache(maxsize=4)
 def load_face_sprites(sources: tuple[str, ...] | None = None) -> tuple[FaceSprite, ...]:
-    """One head per identity, in name order, from every available photo source (see the module doc)."""
+    """Every head of every available photo source, in identity order (see the module doc).
+
+    A photo of a named ``person`` gives one head, its largest face, with the person as identity; a
+    person shown by several photos has several heads, in photo order.
+    """
     sprites = []
     for photo in load_photos(list(sources) if sources is not None else None):
         boxes = find_faces(photo)
         if not boxes:
             log.warning("no clear face found in photo %r; it is not used", photo.name)
-        for number, box in enumerate(boxes, start=1):
-            sprites.append(cut_head(photo.image, box, photo.name if len(boxes) == 1 else f"{photo.name}-{number}"))
-    return tuple(sorted(sprites, key=lambda sprite: sprite.identity))
+        elif photo.person is not None:
+            sprites.append(cut_head(photo.image, max(boxes, key=lambda box: box[3] - box[1]), photo.person))
+        else:
+            for number, box in enumerate(boxes, start=1):
+                sprites.append(cut_head(photo.image, box, photo.name if len(boxes) == 1 else f"{photo.name}-{number}"))
+    return tuple(sorted(sprites, key=lambda sprite: sprite.identity))  # stable: a person's heads stay in photo order
+
+
+def heads_by_identity(sprites: tuple[FaceSprite, ...]) -> dict[str, tuple[FaceSprite, ...]]:
+    """The heads grouped by identity, in identity order."""
+    heads: dict[str, list[FaceSprite]] = {}
+    for sprite in sprites:
+        heads.setdefault(sprite.identity, []).append(sprite)
+    return {identity: tuple(group) for identity, group in heads.items()}
 
 
 def load_face_sprite() -> FaceSprite:

@@ -44,7 +44,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from dfdc_fakes import DONOR_METHODS, METHODS, make_fake
-from dfdc_sample.faces import Box, FaceSprite, load_face_sprites, paste_sprite, vary_sprite
+from dfdc_sample.faces import Box, FaceSprite, heads_by_identity, load_face_sprites, paste_sprite, vary_sprite
 
 LAYOUTS = ("test", "train")
 ROTATIONS = (0, 90, 180, 270)
@@ -253,15 +253,21 @@ def _plan(videos: int, rng: np.random.Generator, identities: list[str], methods:
                    int(seeds[i]), identity.get(i)) for i in range(n_real)]
 
 
+def _pick_head(heads: tuple[FaceSprite, ...], seed: int | list[int]) -> FaceSprite:
+    """One of a person's heads, drawn from its own stream (``seed``): a one-head person's videos draw nothing else."""
+    return heads[int(np.random.default_rng(seed).integers(len(heads)))] if len(heads) > 1 else heads[0]
+
+
 def _render_group(group: _Group, folder: Path, width: int, height: int, frames: int, fps: int,
-                  sprites: dict[str, FaceSprite]) -> list[list[Box]]:
+                  heads: dict[str, tuple[FaceSprite, ...]]) -> list[list[Box]]:
     """Write the group's REAL and FAKE mp4s into ``folder``; return the face boxes per frame.
 
     Each fake draws its manipulation from a fresh generator with its own seed on every frame, so
     the manipulation is fixed relative to the moving face instead of flickering. A face swap's
-    donor is a variant of the donor's head drawn once per fake, at the video's face size.
+    donor is a variant of the donor's head drawn once per fake, at the video's face size. A person
+    with several heads (photos) shows one of them, drawn per video.
     """
-    base = sprites[group.identity] if group.identity else next(iter(sprites.values()))
+    base = _pick_head(heads[group.identity] if group.identity else next(iter(heads.values())), [group.scene_seed, 2])
     rng = np.random.default_rng(group.scene_seed)
     background = _random_background(rng, width, height)
     times = np.arange(frames) / fps
@@ -279,7 +285,8 @@ def _render_group(group: _Group, folder: Path, width: int, height: int, frames: 
     donors = {}
     for fake in group.fakes:
         if fake.donor is not None:
-            face = vary_sprite(sprites[fake.donor], np.random.default_rng([fake.seed, 1]), tracks[0].sprite.face_height)
+            donor = _pick_head(heads[fake.donor], [fake.seed, 2])
+            face = vary_sprite(donor, np.random.default_rng([fake.seed, 1]), tracks[0].sprite.face_height)
             donors[fake.name] = (face.rgb, face.face_box)
 
     boxes: list[list[Box]] = []
@@ -301,14 +308,14 @@ def _render_group(group: _Group, folder: Path, width: int, height: int, frames: 
 
 
 def _write_part(groups: list[_Group], video_dir: Path, meta_dir: Path, split: str, width: int,
-                height: int, frames: int, fps: int, sprites: dict[str, FaceSprite]) -> None:
+                height: int, frames: int, fps: int, heads: dict[str, tuple[FaceSprite, ...]]) -> None:
     """Render ``groups`` into ``video_dir``; write metadata.json and faces.json into ``meta_dir``."""
     video_dir.mkdir(parents=True, exist_ok=True)
     metadata: dict[str, dict[str, str | None]] = {}
     faces: dict[str, list[list[list[int]]]] = {}
     for group in groups:
         boxes = [[[round(v) for v in box] for box in frame] for frame in
-                 _render_group(group, video_dir, width, height, frames, fps, sprites)]
+                 _render_group(group, video_dir, width, height, frames, fps, heads)]
         metadata[group.real] = {"label": "REAL", "split": split, "original": None, "identity": group.identity,
                                 "method": None, "donor": None}
         faces[group.real] = boxes
@@ -344,11 +351,11 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
     clash = next((path for path in existing if path.exists()), None)
     if clash is not None:  # before the face photos are loaded (a download and MTCNN on a cold cache)
         raise FileExistsError(f"{clash} exists: {root} already holds sample data; remove it or choose another root")
-    sprites = {sprite.identity: sprite for sprite in load_face_sprites()}
-    unknown = sorted(set(identities or ()) - set(sprites))
+    heads = heads_by_identity(load_face_sprites())
+    unknown = sorted(set(identities or ()) - set(heads))
     if unknown:
-        raise ValueError(f"unknown identities {', '.join(unknown)}; available here: {', '.join(sprites)}")
-    chosen = sorted(identities) if identities else sorted(sprites)
+        raise ValueError(f"unknown identities {', '.join(unknown)}; available here: {', '.join(heads)}")
+    chosen = sorted(identities) if identities else sorted(heads)
     if not chosen:
         raise ValueError("need at least one identity")
     groups = _plan(videos, np.random.default_rng(seed), chosen, methods)
@@ -360,7 +367,7 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
         parts = [(groups[c::chunks], root / f"dfdc_train_part_{c}", root / f"dfdc_train_part_{c}")
                  for c in range(chunks)]
     for part_groups, video_dir, meta_dir in parts:
-        _write_part(part_groups, video_dir, meta_dir, layout, width, height, frames, fps, sprites)
+        _write_part(part_groups, video_dir, meta_dir, layout, width, height, frames, fps, heads)
     if layout == "test":
         rows = "".join(f"{path.name},0.5\n" for path in sorted((root / "test_videos").glob("*.mp4")))
         (root / "sample_submission.csv").write_text("filename,label\n" + rows)

