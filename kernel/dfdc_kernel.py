@@ -16,7 +16,9 @@
 # package; this notebook only finds the inputs and calls it.
 #
 # Local dry run: `python dfdc_kernel.py --dataset DIR --videos DIR --sample-submission CSV --out CSV`
-# (or the environment variables `DFDC_DATASET`, `DFDC_VIDEOS`, `DFDC_SAMPLE_SUBMISSION`, `DFDC_OUTPUT`).
+# (or the environment variables `DFDC_DATASET`, `DFDC_VIDEOS`, `DFDC_SAMPLE_SUBMISSION`, `DFDC_OUTPUT`);
+# `--report DIR` (`DFDC_REPORT`) adds the page of every video's faces, crops and scores (off by default:
+# Kaggle hides a submission run's outputs).
 
 # %%
 import argparse
@@ -32,6 +34,7 @@ parser.add_argument("--dataset", default=os.environ.get("DFDC_DATASET"), help="t
 parser.add_argument("--videos", default=os.environ.get("DFDC_VIDEOS"), help="folder of test videos")
 parser.add_argument("--sample-submission", default=os.environ.get("DFDC_SAMPLE_SUBMISSION"))
 parser.add_argument("--out", default=os.environ.get("DFDC_OUTPUT", "/kaggle/working/submission.csv"))
+parser.add_argument("--report", default=os.environ.get("DFDC_REPORT"), help="folder for the report page (default: none)")
 args, _ = parser.parse_known_args()  # a notebook's kernel passes its own flags: ignore them
 
 
@@ -67,6 +70,6 @@ if args.videos and args.sample_submission:
 else:
     videos, sample_submission = kaggle_env.find_competition_inputs()
 try:
-    kaggle_env.run_dataset(dataset, videos, sample_submission, Path(args.out))
+    kaggle_env.run_dataset(dataset, videos, sample_submission, Path(args.out), Path(args.report) if args.report else None)
 except (FileNotFoundError, ValueError, kaggle_env.DatasetError) as error:
     fail(str(error))

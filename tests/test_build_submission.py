@@ -112,10 +112,11 @@ def test_kernel_runs_self_contained_and_matches_the_repo_pipeline(built: Path, s
     result = subprocess.run(
         [sys.executable, str(elsewhere / "kernel" / "dfdc_kernel.py"), "--dataset", str(elsewhere / "input" / "some-slug"),
          "--videos", str(sample_data / "test_videos"), "--sample-submission", str(sample_data / "sample_submission.csv"),
-         "--out", str(out)],
+         "--out", str(out), "--report", str(elsewhere / "working" / "report")],
         cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert (elsewhere / "working" / "report" / "index.html").read_text().count("<section class='video") == 8, "the kernel takes --report"
     assert f"dfdc_infer loaded from {elsewhere / 'input' / 'some-slug' / 'dfdc_infer'}" in result.stderr
     assert "scored 7, no face 1, failed 0, missing 0" in result.stderr
 
@@ -294,7 +295,7 @@ def test_preset_is_packed_and_the_kernel_runs_it(tmp_path: Path, wheels: Path, m
     assert manifest["ensemble"][0]["meta"]["imported"]["source"] == release.name
 
     seen = {}
-    monkeypatch.setattr(dfdc_infer.run, "run_submission", lambda config, *rest: seen.setdefault("config", config))
+    monkeypatch.setattr(dfdc_infer.run, "run_submission", lambda config, *rest, **options: seen.setdefault("config", config))
     with caplog.at_level(logging.INFO, logger="dfdc_infer.kaggle_env"):
         run_dataset(dataset, tmp_path / "videos", tmp_path / "sample.csv", tmp_path / "submission.csv")
     assert seen["config"] == expected

@@ -136,7 +136,7 @@ def test_a_gpu_backend_passing_the_self_check_scores_through_the_torch_path(
     videos, sample = sample_data / "test_videos", sample_data / "sample_submission.csv"
     with caplog.at_level(logging.INFO):
         stats = run_submission(InferenceConfig(), videos, sample, [checkpoint], tmp_path / "gpu.csv")
-    assert stats.counts == {"scored": 7, "no_face": 1, "failed": 0, "missing": 0, "out_of_time": 0}
+    assert stats.counts == {"scored": 7, "no_face": 1, "failed": 0, "missing": 0, "out_of_time": 0, "outside": 0, "timeout": 0}
     assert any("mean difference from decord 0.00 levels" in record.message for record in caplog.records)
     assert not any("GPU decode off" in record.message for record in caplog.records)
     run_submission(InferenceConfig(reader="decord"), videos, sample, [checkpoint], tmp_path / "cpu.csv")
@@ -166,3 +166,67 @@ def test_nvdec_reads_upright_frames_that_match_decord(sample_data: Path, tmp_pat
     sample = create_reader("nvdec").read(path, FrameSampling(10))
     assert sample.frames.is_cuda and sample.frames.dtype == torch.uint8
     assert gpu_reader_mismatch(path, InferenceConfig()) is None
+
+
+class OnDevice(TensorDecord):
+    """A GPU backend stand-in that is built with the device it decodes on, as ``nvdec`` is."""
+
+    decodes_on_gpu = True
+    devices: list[torch.device] = []
+
+    def __init__(self, device: torch.device) -> None:
+        self.devices.append(device)
+
+
+def test_device_cpu_rules_out_gpu_decoding_and_a_cuda_device_is_where_it_decodes(
+    sample_data: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(READERS, "nvdec", OnDevice)
+    monkeypatch.setattr(OnDevice, "devices", [])
+    with caplog.at_level(logging.INFO, logger="dfdc_infer.video_reading"):
+        assert choose_reader("auto", "cpu") == "pyav"
+        assert choose_reader("nvdec", "cpu") == "pyav"
+    assert [record.message for record in caplog.records] == ["GPU decode off (the run's device is cpu); decoding with pyav on the CPU"] * 2
+    assert OnDevice.devices == [], "never built for a CPU run"
+    assert choose_reader("auto", "cuda:1") == "nvdec"
+    sample = read_video(a_face_video(sample_data), InferenceConfig(device="cuda:1"))
+    assert sample.backend == "nvdec" and OnDevice.devices[-1] == torch.device("cuda:1")
+    read_video(a_face_video(sample_data), InferenceConfig(device="cuda"))
+    assert OnDevice.devices[-1] == torch.device("cuda"), "plain cuda: the current device"
+
+
+def test_cuda_errors_are_told_from_bad_input() -> None:
+    from dfdc_infer.device import is_cuda_error
+
+    assert is_cuda_error(torch.cuda.CudaError(700))
+    assert is_cuda_error(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    assert is_cuda_error(Exception("CUDA driver API error CUDA_ERROR_LAUNCH_FAILED"))  # PyNvVideoCodec's
+    assert not is_cuda_error(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert not is_cuda_error(RuntimeError("Invalid input stream"))
+
+
+def test_a_cuda_error_in_gpu_decoding_moves_the_rest_of_the_run_to_the_cpu_with_every_row(
+    sample_data: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After the self-check and two good videos, the decoder's context is poisoned: every read fails."""
+    reads: list[str] = []
+
+    class Poisoned(OnDevice):
+        def read(self, path: Path, sampling: FrameSampling) -> SampledFrames:
+            reads.append(path.name)
+            if len(reads) > 3:
+                raise video_reading.GpuDecodeLost("nvdec: CUDA error: an illegal memory access was encountered")
+            return super().read(path, sampling)
+
+    monkeypatch.setitem(READERS, "nvdec", Poisoned)
+    videos, sample = sample_data / "test_videos", sample_data / "sample_submission.csv"
+    config = InferenceConfig(device="cuda", decode_workers=1, prefetch_videos=2)  # the detector runs on the CPU all the same
+    monkeypatch.setattr("dfdc_infer.run.resolve_device", lambda name: torch.device("cpu"))
+    monkeypatch.setattr("dfdc_infer.face_detection.resolve_device", lambda name: torch.device("cpu"))
+    with caplog.at_level(logging.WARNING):
+        stats = run_submission(config, videos, sample, [checkpoint], tmp_path / "s.csv")
+    assert {status: count for status, count in stats.counts.items() if count} == {"scored": 7, "no_face": 1}
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 8
+    switched = [record.message for record in caplog.records if record.message.startswith("GPU decode off for the rest of the run")]
+    assert len(switched) == 1 and "CUDA error on" in switched[0] and switched[0].endswith("decoding with pyav on the CPU")
+    assert len(reads) <= 3 + 1 + config.prefetch_videos, "after the switch only videos already in flight tried the GPU"

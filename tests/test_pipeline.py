@@ -41,7 +41,7 @@ def test_submission_has_every_row_in_order_with_real_scores(sample_data: Path, c
     assert written["label"].between(0.01, 0.99).all()
     no_face = no_face_videos(sample_data)
     assert len(no_face) == 1
-    assert stats.counts == {"scored": 7, "no_face": 1, "failed": 0, "missing": 0, "out_of_time": 0}
+    assert stats.counts == {"scored": 7, "no_face": 1, "failed": 0, "missing": 0, "out_of_time": 0, "outside": 0, "timeout": 0}
     assert written.set_index("filename").loc[list(no_face), "label"].tolist() == [0.5]
 
     # A scored label is exactly the aggregate of real forward passes on that video's crops.
@@ -105,7 +105,7 @@ def test_every_bad_input_gets_a_row_and_a_logged_reason(
     # the truncated file still has decodable frames with a face, the 1-frame and portrait videos too
     for name in ("truncated.mp4", "one_frame.mp4", "portrait.mp4"):
         assert written.loc[name, "label"] != 0.5, f"{name} should have been scored"
-    assert stats.counts == {"scored": 10, "no_face": 1, "failed": 2, "missing": 1, "out_of_time": 0}
+    assert stats.counts == {"scored": 10, "no_face": 1, "failed": 2, "missing": 1, "out_of_time": 0, "outside": 0, "timeout": 0}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

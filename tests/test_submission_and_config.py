@@ -52,6 +52,7 @@ def test_config_defaults_are_the_competitions() -> None:
         ({"crop_margin": 0.9}, "crop_margin must be >= 1"),
         ({"clip_min": 0.5, "clip_max": 0.4}, "clip_min < clip_max"),
         ({"batch_size": 0}, "batch sizes"),
+        ({"video_timeout": 0}, "video_timeout must be > 0 seconds"),
         ({"colour": "red"}, "unknown InferenceConfig fields"),
     ],
 )

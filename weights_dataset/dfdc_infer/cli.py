@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", type=Path, default=Path("submission.csv"), help="where to write the CSV")
     predict.add_argument("--detector-weights", type=Path, default=None, help="folder with MTCNN pnet/rnet/onet.pt (default: the cache)")
     predict.add_argument("--fresh", action="store_true", help="ignore OUT.progress of an interrupted run: score every video again")
+    predict.add_argument("--report", type=Path, default=None, metavar="DIR",
+                         help="write DIR/index.html: per video its frames with face boxes, its crops with P(fake), its status")
     add_config_arguments(predict)
 
     init = commands.add_parser("init-checkpoint", help="write an untrained checkpoint (pipeline runs, scores mean nothing)")
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             run_submission(
                 config_from_args(args), args.videos, args.sample_submission, args.checkpoint, args.out, args.detector_weights,
-                resume=not args.fresh,
+                resume=not args.fresh, report=args.report,
             )
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)

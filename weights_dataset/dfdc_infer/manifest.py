@@ -6,13 +6,17 @@ the inference settings with the preset they started from. The kernel finds the d
 (not by a slug), checks every hash before scoring, and takes its settings from it, so what was
 validated locally is what runs on Kaggle. Standard library only: the kernel verifies before it
 imports anything heavy.
+
+Every path the manifest names (its files, the models, the detector's folder, the wheels) must stay
+inside the dataset folder: ``read_manifest`` refuses one that leaves it (``../``, an absolute path,
+a link out of the folder) before any of them is opened.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
@@ -46,13 +50,28 @@ def write_manifest(root: Path, content: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
+    """The manifest of dataset ``root``; ``ValueError`` if it is another product's or names a path outside ``root``."""
     path = Path(root) / MANIFEST_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no {MANIFEST_NAME} in {root}: not a dataset made by build_submission.py")
     manifest = json.loads(path.read_text())
     if manifest.get("product") != PRODUCT:
         raise ValueError(f"{path}: not a {PRODUCT} manifest")
+    named = [*manifest.get("files", {}), *(model.get("file", "") for model in manifest.get("ensemble", [])),
+             manifest.get("detector", {}).get("weights_dir", "."), *manifest.get("wheels", {}).values()]
+    leaving = [name for name in named if not inside(Path(root), name)]
+    if leaving:
+        raise ValueError(f"{path}: refused, entries leave the dataset folder: {', '.join(map(repr, leaving[:3]))}")
     return manifest
+
+
+def inside(root: Path, relative: str) -> bool:
+    """Whether the relative posix path ``relative`` names something inside ``root``, links resolved."""
+    parts = PurePosixPath(relative).parts
+    if PurePosixPath(relative).is_absolute() or PureWindowsPath(relative).drive or "\\" in relative or ".." in parts:
+        return False
+    root = Path(root).resolve()
+    return (root / relative).resolve().is_relative_to(root)
 
 
 def verify_manifest(root: Path) -> list[str]:

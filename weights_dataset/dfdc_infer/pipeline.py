@@ -14,9 +14,16 @@ Three stages overlap, each in its own thread:
 - the main thread classifies and asks the budget guard, always after video n's detection is done,
   so the guard's view of the run does not depend on thread timing.
 
+On a GPU each stage queues its work on its own CUDA stream, and frames pass from decode to
+detection through a ``streams.HandOff`` (an event, and ``record_stream``); after a CUDA error in
+the GPU decoder the rest of the run decodes on the CPU, saying so once.
+
 Anything that goes wrong with one video (unreadable file, no face, even an unexpected error) is
 logged with its reason and that video gets ``config.fallback_label``: the run always finishes with
-a row for every video.
+a row for every video. A name that is a path, not a file of the folder, is never opened
+(``outside``). The watchdog (``watchdog``) gives up on a video whose decoding and detection, or
+whose classification batch, run past ``config.video_timeout`` (``timeout``); the third decode
+timeout of a reader moves the rest of the run to the next reader of its chain.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -42,11 +49,16 @@ from .face_detection import FaceDetector
 from .face_tracking import FaceTracker
 from .models import Ensemble
 from .progress import ProgressLine
-from .video_reading import CPU_READERS, ReaderUnavailable, SampledFrames, VideoReadError, choose_reader, gpu_reader_mismatch, read_video
+from .report import Evidence
+from .streams import GpuTimeline, on_stream, own_stream
+from .submission import outside_videos_folder
+from .video_reading import (CPU_READERS, ReaderUnavailable, SampledFrames, VideoReadError, choose_reader, gpu_reader_mismatch,
+                            read_video, reader_chain)
+from .watchdog import STRIKES_PER_READER, DaemonPool, ReaderStrikes, VideoTimeout, WorkClock, call_with_timeout, wait_for
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("scored", "no_face", "failed", "missing", "out_of_time")
+STATUSES = ("scored", "no_face", "failed", "missing", "out_of_time", "outside", "timeout")
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,8 @@ class _Prepared:
     frames: int = 0
     times: StageTimes = field(default_factory=StageTimes)
     spans: list[Span] = field(default_factory=list)
+    gpu_lost: str = ""
+    """Why the GPU decoder failed with a CUDA error on this video (``SampledFrames.gpu_lost``)."""
 
 
 @dataclass
@@ -114,6 +128,10 @@ class RunStats:
     seconds: float = 0.0
     timeline: list[Span] = field(default_factory=list)
     """Every stage's spans, for the benchmark's chart (a few per video: small even for 4000)."""
+    gpu_timeline: list[Span] = field(default_factory=list)
+    """On CUDA: when each stage's stream had work, on the GPU's clock (``streams.GpuTimeline``)."""
+    gpu_seconds: float = 0.0
+    """On CUDA: the run's length on the GPU's clock, which ``gpu_timeline`` is a part of."""
 
     @property
     def videos(self) -> int:
@@ -125,20 +143,23 @@ class RunStats:
         return (
             f"{self.videos} videos in {self.seconds:.1f} s ({per_video:.2f} s/video): "
             f"scored {self.counts['scored']}, no face {self.counts['no_face']}, "
-            f"failed {self.counts['failed']}, missing {self.counts['missing']}, out of time {self.counts['out_of_time']}\n"
+            f"failed {self.counts['failed']}, missing {self.counts['missing']}, out of time {self.counts['out_of_time']}, "
+            f"outside the folder {self.counts['outside']}, timeout {self.counts['timeout']}\n"
             f"stage seconds per video: {stage_text}"
         )
 
 
-def _decode(path: Path, config: InferenceConfig) -> tuple[SampledFrames | None, str, float, float]:
+def _decode(path: Path, config: InferenceConfig, clock: WorkClock) -> tuple[SampledFrames | None, str, float, float]:
     """Background-thread task: (frames or None, failure reason, start and end ``perf_counter``)."""
-    started = time.perf_counter()
+    clock.decode_started = started = time.perf_counter()
     try:
-        return read_video(path, config), "", started, time.perf_counter()
+        sample, reason = read_video(path, config), ""
     except VideoReadError as error:
-        return None, str(error), started, time.perf_counter()
+        sample, reason = None, str(error)
     except Exception as error:  # a decoder bug must cost one video, not the run
-        return None, f"unexpected {type(error).__name__}: {error}", started, time.perf_counter()
+        sample, reason = None, f"unexpected {type(error).__name__}: {error}"
+    clock.decode_ended = ended = time.perf_counter()
+    return sample, reason, started, ended
 
 
 class VideoScorer:
@@ -146,13 +167,15 @@ class VideoScorer:
 
     With a ``BudgetGuard`` it asks before every video whether the run must get cheaper (fewer
     frames, then fewer models) or stop; after a stop every remaining video gets the fallback label
-    with status ``out_of_time``.
+    with status ``out_of_time``. With ``evidence`` it keeps each video's frames, boxes, crops and
+    crop probabilities in ``self.evidence`` for ``report`` (the caller pops them).
     """
 
-    def __init__(self, config: InferenceConfig, detector: FaceDetector, ensemble: Ensemble, guard: BudgetGuard | None = None) -> None:
+    def __init__(self, config: InferenceConfig, detector: FaceDetector, ensemble: Ensemble, guard: BudgetGuard | None = None,
+                 evidence: bool = False) -> None:
         CROP_GEOMETRIES.check(config.crop_geometry)  # a typo fails here, before any video is read
         AGGREGATIONS.check(config.aggregation)
-        self.config = replace(config, reader=choose_reader(config.reader))
+        self.config = replace(config, reader=choose_reader(config.reader, config.device))
         self.faces = FaceTracker(detector, config.detect_every)
         self.ensemble = ensemble
         self.guard = guard
@@ -160,14 +183,18 @@ class VideoScorer:
         self._frames_seen = 0
         self._cuts_left = True
         self._started = time.perf_counter()
-        device = ensemble.device
-        self._detect_stream = torch.cuda.Stream(device) if device.type == "cuda" else None
-        """Detection's own CUDA stream, so its kernels can run beside the classifier's."""
+        self._strikes = ReaderStrikes()
+        self.evidence: dict[str, Evidence] | None = {} if evidence else None
+        self._detect_stream, self._classify_stream = own_stream(ensemble.device), own_stream(ensemble.device)
+        """Detection's and classification's own CUDA streams (``streams``): their kernels run side by side."""
+        self._gpu: GpuTimeline | None = None
 
     def score(self, video_dir: Path, filenames: Iterable[str]) -> Iterator[VideoResult]:
         """Yield a result for every filename (in completion order, which may differ from input order)."""
         filenames = list(filenames)
         self._started = started = time.perf_counter()
+        device = self.ensemble.device
+        self._gpu = GpuTimeline(torch.cuda.current_stream(device)) if device.type == "cuda" else None
         self._check_gpu_reader(Path(video_dir), filenames)
         progress = ProgressLine(total=len(filenames), unit="videos")
         pending: list[_Pending] = []
@@ -181,14 +208,12 @@ class VideoScorer:
                 progress.advance()
                 yield result
 
-        with ThreadPoolExecutor(self.config.decode_workers, thread_name_prefix="decode") as decoders, \
-                ThreadPoolExecutor(1, thread_name_prefix="detect") as detection:
-            for prepared in self._prepared(decoders, detection, Path(video_dir), filenames):
+        prepared_videos = self._prepared(Path(video_dir), filenames)
+        with contextlib.closing(prepared_videos):  # on a budget stop, its threads are let go at once
+            for prepared in prepared_videos:
                 go_on, flushed = self._within_budget(len(filenames), pending)
                 yield from emit(flushed)
                 if not go_on:
-                    decoders.shutdown(wait=False, cancel_futures=True)
-                    detection.shutdown(wait=False, cancel_futures=True)
                     break
                 yield from emit(self._take(prepared, pending))
         yield from emit(self._classify(pending))
@@ -197,6 +222,9 @@ class VideoScorer:
             log.warning("budget: out of time, %d videos get %.2f without being scored", len(late), self.config.fallback_label)
         yield from emit([VideoResult(name, self.config.fallback_label, "out_of_time", "time budget spent") for name in late])
         self.stats.seconds = time.perf_counter() - started
+        if self._gpu is not None:
+            spans, self.stats.gpu_seconds = self._gpu.finish(torch.cuda.current_stream(device))
+            self.stats.gpu_timeline = [Span(*span) for span in spans]
 
     def _check_gpu_reader(self, video_dir: Path, filenames: list[str], tries: int = 3) -> None:
         """Before trusting ``nvdec`` with the run, compare it with decord on the first readable video
@@ -204,12 +232,12 @@ class VideoScorer:
         if self.config.reader != "nvdec":
             return
         problem = "no video to check it on"
-        on_disk = (video_dir / name for name in filenames if (video_dir / name).is_file())
+        on_disk = (video_dir / name for name in filenames if not outside_videos_folder(name) and (video_dir / name).is_file())
         for path in itertools.islice(on_disk, tries):
             try:
-                problem = gpu_reader_mismatch(path, self.config)
+                problem = call_with_timeout(gpu_reader_mismatch, self.config.video_timeout, path, self.config, stage="the nvdec check")
                 break
-            except (VideoReadError, ReaderUnavailable) as error:
+            except (VideoReadError, ReaderUnavailable, VideoTimeout) as error:
                 problem = f"cannot compare on {path.name}: {error}"
         if problem is not None:
             cpu = choose_reader(CPU_READERS[0])  # the fastest CPU reader that runs here
@@ -243,42 +271,85 @@ class VideoScorer:
             self.guard.restart_rate(done, in_flight=self.config.prefetch_videos)
         return True, flushed
 
-    def _prepared(
-        self, decoders: ThreadPoolExecutor, detection: ThreadPoolExecutor, video_dir: Path, filenames: list[str]
-    ) -> Iterator[_Prepared]:
+    def _prepared(self, video_dir: Path, filenames: list[str]) -> Iterator[_Prepared]:
         """Each video detected and cropped, in order. Every video is queued for the detect thread
         as soon as its decoding is submitted, so detection runs ahead while the main thread
         classifies instead of waiting to be asked. At most ``prefetch_videos`` videos are in flight
         (decoding, decoded or in detection), as many as the budget guard lets through unmeasured
-        after a cut; the guard is asked as each is handed out, in order."""
-        in_flight: deque[Future] = deque()
-        names = iter(filenames)
-        while True:
-            while len(in_flight) < self.config.prefetch_videos and (name := next(names, None)) is not None:
-                path = video_dir / name
-                decoded = decoders.submit(_decode, path, self.config) if path.is_file() else None
-                in_flight.append(detection.submit(self._prepare, name, decoded))
-            if not in_flight:
-                return
-            prepared = in_flight.popleft().result()
-            self._record(prepared)
-            yield prepared
+        after a cut; the guard is asked as each is handed out, in order.
 
-    def _prepare(self, filename: str, decoded: Future | None) -> _Prepared:
+        A video whose work runs past ``video_timeout`` is given up (``timeout``): the threads are
+        abandoned, since one is stuck, and the videos queued behind it start again on new ones."""
+        in_flight: deque[tuple[str, WorkClock, Future]] = deque()
+        names = iter(filenames)
+        pools = self._pools()
+        try:
+            while True:
+                while len(in_flight) < self.config.prefetch_videos and (name := next(names, None)) is not None:
+                    in_flight.append(self._submit(pools, video_dir, name))
+                if not in_flight:
+                    return
+                name, clock, work = in_flight.popleft()
+                try:
+                    prepared = wait_for(work, clock, self.config.video_timeout)
+                except VideoTimeout as error:
+                    prepared = self._timed_out(name, clock, error)
+                    for pool in pools:
+                        pool.abandon()
+                    pools = self._pools()
+                    in_flight = deque(self._submit(pools, video_dir, queued) for queued, _, _ in in_flight)
+                self._record(prepared)
+                yield prepared
+        finally:
+            for pool in pools:
+                pool.abandon()
+
+    def _pools(self) -> tuple[DaemonPool, DaemonPool]:
+        """(decode threads, the detect thread)."""
+        return DaemonPool(self.config.decode_workers, "decode"), DaemonPool(1, "detect")
+
+    def _submit(self, pools: tuple[DaemonPool, DaemonPool], video_dir: Path, name: str) -> tuple[str, WorkClock, Future]:
+        decoders, detection = pools
+        clock = WorkClock()
+        path = video_dir / name
+        readable = not outside_videos_folder(name) and path.is_file()  # is_file: no FIFO, device, folder or link loop
+        decoded = decoders.submit(_decode, path, self.config, clock) if readable else None
+        return name, clock, detection.submit(self._prepare, name, decoded, clock)
+
+    def _timed_out(self, name: str, clock: WorkClock, error: VideoTimeout) -> _Prepared:
+        """The fallback for a video given up; a reader's third decode timeout switches the reader."""
+        log.warning("%s: timeout (%s) -> %.2f", name, error, self.config.fallback_label)
+        reader = self.config.reader
+        if clock.stage() == "decoding" and self._strikes.strike(reader):
+            later = reader_chain(reader)[1:]
+            if later:
+                self.config = replace(self.config, reader=choose_reader(later[0], self.config.device))
+                log.warning("watchdog: %d videos timed out decoding with %s; the rest of the run decodes with %s",
+                            STRIKES_PER_READER, reader, self.config.reader)
+            else:
+                log.warning("watchdog: %d videos timed out decoding with %s, the last reader of the chain; it stays",
+                            STRIKES_PER_READER, reader)
+        return _Prepared(name, result=VideoResult(name, self.config.fallback_label, "timeout", f"timeout: {error}"))
+
+    def _prepare(self, filename: str, decoded: Future | None, clock: WorkClock) -> _Prepared:
         """Detect thread: wait for the video's frames, find the faces, cut the crops."""
         fallback = self.config.fallback_label
+        if decoded is None and outside_videos_folder(filename):
+            log.warning("%s: outside the videos folder, not read -> %.2f", filename, fallback)
+            return _Prepared(filename, result=VideoResult(filename, fallback, "outside", "outside the videos folder"))
         if decoded is None:
             log.warning("%s: not found on disk -> %.2f", filename, fallback)
             return _Prepared(filename, result=VideoResult(filename, fallback, "missing", "file not found"))
         sample, reason, started, ended = decoded.result()
+        clock.detect_started = time.perf_counter()
         prepared = _Prepared(filename, times=StageTimes(decode=ended - started), spans=[self._span("decode", started, ended)])
         if sample is None:
             log.warning("%s: cannot decode (%s) -> %.2f", filename, reason, fallback)
             prepared.result = VideoResult(filename, fallback, "failed", reason)
             return prepared
-        prepared.frames = len(sample.indices)
+        prepared.frames, prepared.gpu_lost = len(sample.indices), sample.gpu_lost
         try:
-            with self._on_detect_stream():
+            with self._on_detect_stream(sample):
                 prepared.crops = self._crops(sample, prepared)
         except Exception as error:  # detector or crop fault on odd frames: lose one video, not the run
             log.warning("%s: face detection failed (%s: %s) -> %.2f", filename, type(error).__name__, error, fallback)
@@ -290,26 +361,40 @@ class VideoScorer:
         return prepared
 
     @contextlib.contextmanager
-    def _on_detect_stream(self) -> Iterator[None]:
-        """Detection's CUDA stream, synchronized on leaving: the frames (allocated on the decoders'
-        stream) may be freed and their memory reused as soon as this video's work is handed on."""
+    def _on_detect_stream(self, sample: SampledFrames) -> Iterator[None]:
+        """Detection's CUDA stream, after the decode stream's hand-off of ``sample`` (``streams``);
+        synchronized on leaving, so this video's GPU work is done when it is handed on."""
         if self._detect_stream is None:
             yield
             return
+        if sample.ready is not None:
+            sample.ready.take(self._detect_stream)
+            if self._gpu is not None and sample.ready.started is not None:
+                self._gpu.add("decode", sample.ready.started, sample.ready.ready)
         try:
-            with torch.cuda.stream(self._detect_stream):
+            with on_stream(self._detect_stream), self._gpu_span("detect", self._detect_stream):
                 yield
         finally:
             self._detect_stream.synchronize()
+
+    def _gpu_span(self, stage: str, stream: torch.cuda.Stream) -> contextlib.AbstractContextManager:
+        return self._gpu.span(stage, stream) if self._gpu is not None else contextlib.nullcontext()
+
+    def _predict(self, crops: np.ndarray, batch_size: int) -> np.ndarray:
+        """The ensemble on classification's own stream (in the watchdog's thread: streams are per thread)."""
+        with on_stream(self._classify_stream), self._gpu_span("classify", self._classify_stream):
+            return self.ensemble.predict(crops, batch_size)
 
     def _crops(self, sample: SampledFrames, prepared: _Prepared) -> np.ndarray:
         started = time.perf_counter()
         detections = self.faces.detect(sample.frames, sample.indices)
         detected = time.perf_counter()
         config = self.config
-        crops, _ = crop_frames(sample.frames, detections, self.ensemble.crop_size, config.crop_margin, config.all_faces,
-                               config.crop_geometry, config.max_crops_per_video)
+        crops, owners = crop_frames(sample.frames, detections, self.ensemble.crop_size, config.crop_margin, config.all_faces,
+                                    config.crop_geometry, config.max_crops_per_video)
         cropped = time.perf_counter()
+        if self.evidence is not None:
+            self.evidence[prepared.filename] = Evidence.of(sample, detections, crops, owners)
         prepared.times.detect, prepared.times.crop = detected - started, cropped - detected
         prepared.spans += [self._span("detect", started, detected), self._span("crop", detected, cropped)]
         return crops
@@ -321,6 +406,11 @@ class VideoScorer:
         for stage, seconds in prepared.times.as_dict().items():
             setattr(self.stats.stages, stage, getattr(self.stats.stages, stage) + seconds)
         self.stats.timeline += prepared.spans
+        if prepared.gpu_lost and self.config.reader == "nvdec":  # the videos already in flight still fall back one by one
+            cpu = choose_reader(CPU_READERS[0])
+            log.warning("GPU decode off for the rest of the run (CUDA error on %s: %s); decoding with %s on the CPU",
+                        prepared.filename, prepared.gpu_lost, cpu)
+            self.config = replace(self.config, reader=cpu)
 
     def _take(self, prepared: _Prepared, pending: list[_Pending]) -> list[VideoResult]:
         """Pool one prepared video's crops; classify the pool once it fills a batch."""
@@ -340,7 +430,13 @@ class VideoScorer:
             return []
         started = time.perf_counter()
         try:
-            probabilities = self.ensemble.predict(np.concatenate([item.crops for item in pending]), self.config.batch_size)
+            probabilities = call_with_timeout(self._predict, self.config.video_timeout * len(pending),  # each video its own bound
+                                              np.concatenate([item.crops for item in pending]), self.config.batch_size)
+        except VideoTimeout as error:
+            for item in pending:
+                log.warning("%s: timeout (%s) -> %.2f", item.filename, error, self.config.fallback_label)
+            results = [VideoResult(item.filename, self.config.fallback_label, "timeout", f"timeout: {error}", item.frames)
+                       for item in pending]
         except Exception as error:  # e.g. out of memory on a huge batch: these videos fall back
             log.warning("classification failed for %d videos (%s: %s)", len(pending), type(error).__name__, error)
             results = [
@@ -349,6 +445,12 @@ class VideoScorer:
             ]
         else:
             bounds = np.cumsum([0] + [len(item.crops) for item in pending])
+            if self.evidence is not None:
+                models = tuple(f"{spec.arch}@{spec.input_size}" for spec in self.ensemble.specs)
+                for item, start, stop in zip(pending, bounds[:-1], bounds[1:]):
+                    if item.filename in self.evidence:
+                        self.evidence[item.filename].probabilities = probabilities[:, start:stop]
+                        self.evidence[item.filename].models = models
             results = [
                 VideoResult(
                     item.filename,

@@ -17,6 +17,7 @@ from .device import resolve_device
 from .face_detection import create_detector
 from .models import Ensemble
 from .pipeline import RunStats, VideoScorer
+from .report import Report
 from .resume import ProgressFile, run_fingerprint
 from .submission import read_sample_submission, write_submission
 
@@ -32,17 +33,20 @@ def run_submission(
     detector_weights: Path | None = None,
     resume: bool = True,
     clock: Callable[[], float] = time.monotonic,
+    report: Path | None = None,
 ) -> RunStats:
     """Score every video named in ``sample_submission`` and write ``output`` in that order.
 
     With ``resume`` (default), videos recorded in ``<output>.progress`` by an interrupted run of the
     same settings and checkpoints are not scored again. ``clock`` drives the time budget (tests
-    pass a fake one).
+    pass a fake one). With ``report``, that folder gets ``index.html`` and a contact sheet per
+    video (``report``).
     """
     filenames = read_sample_submission(sample_submission)
     video_dir = Path(video_dir)
     if not video_dir.is_dir():
         raise FileNotFoundError(f"video folder not found: {video_dir}")
+    page = Report(report, filenames, config) if report is not None else None  # an unwritable folder fails here
     device = resolve_device(config.device)
     ensemble = Ensemble.load(checkpoints, device, fp16=config.fp16)
     detector = create_detector(config, detector_weights)
@@ -53,7 +57,7 @@ def run_submission(
         log.info("resuming: %d of %d videos already done in %s", len(done), len(filenames), progress.path)
     todo = [name for name in filenames if name not in done]
     guard = BudgetGuard(config.budget_hours * 3600, config.budget_margin_hours * 3600, clock=clock)
-    scorer = VideoScorer(config, detector, ensemble, guard)
+    scorer = VideoScorer(config, detector, ensemble, guard, evidence=page is not None)
     log.info(
         "scoring %d videos from %s on %s: %d model(s) %s, detector %s, reader %s",
         len(todo), video_dir, device, len(ensemble.models),
@@ -65,9 +69,15 @@ def run_submission(
         for result in scorer.score(video_dir, todo):
             labels[result.filename] = result.label
             progress.record(result)
+            if page is not None:
+                page.add(result, scorer.evidence.pop(result.filename, None))
     finally:
         progress.close()
         write_submission(output, filenames, labels, config.fallback_label)
+        if page is not None:
+            for result in done.values():
+                page.add(result, None)
+            log.info("report: %s", page.finish())
     log.info("%s", scorer.stats.summary())
     log.info("wrote %s (%d rows)", output, len(filenames))
     return scorer.stats

@@ -3,11 +3,16 @@
 A missing row scores nothing on Kaggle, so ``write_submission`` cannot leave one out: any filename
 without a result gets the fallback label. The file is written to a temporary name and renamed, so
 an interrupted run never leaves a half-written CSV behind.
+
+A filename is the name of a file *inside* the videos folder (``outside_videos_folder``): one that
+is a path (``../x.mp4``, ``/data/x.mp4``, ``sub/x.mp4``, ``C:x.mp4``) is never opened and gets the
+fallback label. Symlinks inside the folder are followed: users link their datasets.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -16,6 +21,12 @@ import pandas as pd
 
 class SubmissionError(ValueError):
     """The sample submission is missing or malformed; the message names the path."""
+
+
+def outside_videos_folder(name: str) -> bool:
+    """Whether ``name`` reaches past a plain file name: a path separator (``/`` or Windows' ``\\``),
+    a parent segment, a drive, an absolute path."""
+    return "/" in name or "\\" in name or name == ".." or re.match(r"[A-Za-z]:", name) is not None
 
 
 def read_sample_submission(path: Path) -> list[str]:

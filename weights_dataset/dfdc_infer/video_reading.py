@@ -3,9 +3,10 @@
 Backends sit behind one small protocol and are chosen by name (``READERS``), like timm's
 ``create_model``:
 
-- ``nvdec``: the GPU's hardware decoder through PyNvVideoCodec (a wheel the dataset ships);
-  decoding and the YUV->RGB conversion run on the GPU and frames stay there as a CUDA tensor, so
-  detection resizes and crops them on the GPU too.
+- ``nvdec``: the GPU's hardware decoder through PyNvVideoCodec (a wheel the dataset ships), on
+  the run's ``--device``; decoding and the YUV->RGB conversion (``colour``: the CPU readers' own
+  matrix) run on the GPU and frames stay there as a CUDA tensor, so detection resizes and crops
+  them on the GPU too.
 - ``pyav``: FFmpeg through PyAV (a wheel the dataset ships), frame-threaded, and it never decodes
   a non-reference frame that no sampled index needs (about half of an H.264 video's frames): the
   fastest CPU reader at 640x360 and at 1080p in the benchmark, hence the CPU default.
@@ -14,9 +15,9 @@ Backends sit behind one small protocol and are chosen by name (``READERS``), lik
   resort when another backend cannot read a file (e.g. a truncated mp4 whose tail is missing).
 
 ``auto`` (the default) means the first backend of ``nvdec -> pyav -> decord`` that can run here
-(``nvdec`` needs CUDA and PyNvVideoCodec, ``pyav`` the ``av`` package); the choice and the reason
-are logged once. A backend that fails on one file hands it to the next one in
-``nvdec -> pyav -> decord -> opencv``.
+(``nvdec`` needs CUDA, a CUDA ``--device`` and PyNvVideoCodec, ``pyav`` the ``av`` package); the
+choice and the reason are logged once. A backend that fails on one file hands it to the next one
+in ``nvdec -> pyav -> decord -> opencv``; after a CUDA error in ``nvdec`` the run stays on the CPU.
 
 Every backend returns upright frames (portrait phone videos): decord and OpenCV's FFmpeg backend
 apply the display matrix themselves, tests check they agree, ``pyav`` rotates by the frame's
@@ -29,7 +30,7 @@ import functools
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Union
 
@@ -37,8 +38,12 @@ import cv2
 import numpy as np
 import torch
 
+from .colour import nv12_to_rgb, stream_colour
 from .config import InferenceConfig
+from .device import is_cuda_error, resolve_device
 from .registry import Registry
+from .resampling import area_resize
+from .streams import HandOff, on_stream, timing_event
 
 if TYPE_CHECKING:
     import av
@@ -64,6 +69,11 @@ class ReaderUnavailable(Exception):
     """A backend cannot run on this machine at all (no GPU, library missing); says why."""
 
 
+class GpuDecodeLost(VideoReadError):
+    """A CUDA error inside the GPU decoder: the process's CUDA context may be unusable from now on,
+    so the rest of the run must decode on the CPU (``SampledFrames.gpu_lost``)."""
+
+
 @dataclass(frozen=True)
 class SampledFrames:
     """The decoded sample of one video."""
@@ -76,6 +86,10 @@ class SampledFrames:
     """Frames the backend found in the video (the container's count for decord)."""
     backend: str
     """Name of the backend that actually decoded them (after any fallback)."""
+    ready: HandOff | None = None
+    """For frames on the GPU: the decode stream's hand-off, to ``take`` before another stream reads them."""
+    gpu_lost: str = ""
+    """Set when the GPU decoder hit a CUDA error on this video (a CPU reader then decoded it): why."""
 
 
 @dataclass(frozen=True)
@@ -110,30 +124,39 @@ class FrameReader(Protocol):
     def read(self, path: Path, sampling: FrameSampling) -> SampledFrames: ...
 
 
-READERS: Registry[Callable[[], FrameReader]] = Registry("video reader", pseudo_names=("auto",))
-"""Decode backends by name: ``@READERS.register("name")`` on a class built with no arguments."""
+READERS: Registry[Callable[..., FrameReader]] = Registry("video reader", pseudo_names=("auto",))
+"""Decode backends by name: ``@READERS.register("name")`` on a class built with no arguments, or,
+for one with ``decodes_on_gpu = True``, with the ``torch.device`` it decodes on."""
 
 
-def create_reader(name: str) -> FrameReader:
-    """Instantiate a backend by name; an unknown name lists the known ones.
+def create_reader(name: str, device: str = "auto") -> FrameReader:
+    """Instantiate a backend by name; an unknown name lists the known ones. A GPU backend decodes
+    on ``device`` (the config's: ``cuda:1`` is the second GPU, ``cpu`` rules it out).
 
     Raises ``ReaderUnavailable`` when the backend cannot run here (see ``choose_reader``).
     """
-    return READERS.get(name)()
+    factory = READERS.get(name)
+    if not getattr(factory, "decodes_on_gpu", False):
+        return factory()
+    where = resolve_device(device) if device != "auto" else torch.device("cuda")
+    if where.type != "cuda":
+        raise ReaderUnavailable(f"the run's device is {where}")
+    return factory(where)
 
 
 @functools.cache
-def choose_reader(name: str) -> str:
-    """The backend that will actually decode: for ``auto`` the first of ``AUTO_READERS`` that can
-    run here; a named backend that cannot run here falls back to the next in ``reader_chain``.
+def choose_reader(name: str, device: str = "auto") -> str:
+    """The backend that will actually decode on a run on ``device``: for ``auto`` the first of
+    ``AUTO_READERS`` that can run here; a named backend that cannot run here falls back to the
+    next in ``reader_chain``.
 
-    Decided (and logged) once per name and process: ``read_video`` asks for every video, and
-    what this machine can run does not change during a run.
+    Decided (and logged) once per name, device and process: ``read_video`` asks for every video,
+    and what this machine can run does not change during a run.
     """
     candidates = AUTO_READERS if name == "auto" else reader_chain(READERS.check(name))
     skipped = []
     for candidate in candidates:
-        reason = _unavailable(candidate)
+        reason = _unavailable(candidate, device)
         if reason is None:
             break
         skipped.append(f"{'GPU decode' if candidate == 'nvdec' else candidate} off ({reason})")
@@ -145,10 +168,10 @@ def choose_reader(name: str) -> str:
     return candidate
 
 
-def _unavailable(name: str) -> str | None:
-    """Why backend ``name`` cannot run on this machine, or None."""
+def _unavailable(name: str, device: str = "auto") -> str | None:
+    """Why backend ``name`` cannot run on this machine for a run on ``device``, or None."""
     try:
-        create_reader(name)
+        create_reader(name, device)
     except ReaderUnavailable as error:
         return str(error)
     return None
@@ -163,8 +186,11 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int], mode: str) -> tor
     """(N, H, W, 3) uint8 frames on any device -> (N, size[0], size[1], 3) uint8, on that device.
 
     The torch twin of ``cv2.resize`` for frames that live on the GPU: ``mode`` is ``"area"``
-    (INTER_AREA, for shrinking) or ``"bilinear"`` (INTER_LINEAR, half-pixel centres).
+    (INTER_AREA, for shrinking: ``resampling.area_resize``, not torch's pooling) or
+    ``"bilinear"`` (INTER_LINEAR, half-pixel centres).
     """
+    if mode == "area":
+        return area_resize(frames, size)
     options = {"align_corners": False} if mode == "bilinear" else {}
     resized = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2).float(), size=size, mode=mode, **options)
     return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
@@ -182,22 +208,26 @@ def upright(frames: Frames, rotation: int) -> Frames:
 
 @READERS.register("nvdec")
 class NvdecReader:
-    """NVIDIA's hardware decoder (NVDEC) through PyNvVideoCodec, RGB output left on the GPU.
+    """NVIDIA's hardware decoder (NVDEC) through PyNvVideoCodec, frames left on the GPU.
 
     PyNvVideoCodec ships its own demuxer and needs only the NVIDIA driver, so its wheel works with
-    whatever torch the Kaggle image has. Frames reach torch through DLPack and are copied out of
-    the decoder's buffers (``torch.stack``) before the next file reuses them.
+    whatever torch the Kaggle image has. It hands over NV12 (``OutputColorType.NATIVE``) through
+    DLPack; ``colour.nv12_to_rgb`` converts it with the stream's own matrix, as the CPU readers do
+    (NVDEC's own RGB uses BT.709 for an untagged HD stream, FFmpeg BT.601), which also copies the
+    frames out of the decoder's buffers before the next file reuses them.
 
-    Each decode thread keeps its decoder and points it at the next file
-    (``reconfigure_decoder``): creating an NVDEC session costs far more than decoding 32 frames
-    of a 1080p video, and ``decode_workers`` threads are as many parallel NVDEC sessions (an H100
-    has 7 decoder engines).
+    Each decode thread keeps its decoder and its CUDA stream (``streams``) and points the decoder at
+    the next file (``reconfigure_decoder``): creating an NVDEC session costs far more than decoding
+    32 frames of a 1080p video, and ``decode_workers`` threads are as many parallel NVDEC sessions
+    (an H100 has 7 decoder engines). Conversion and rotation run on the thread's stream, which
+    then records the frames' ``HandOff``. A CUDA error raises ``GpuDecodeLost``.
     """
 
+    decodes_on_gpu = True
     _local = threading.local()
-    """This thread's ``SimpleDecoder`` (``decoder``), kept across files."""
+    """This thread's ``(device, SimpleDecoder, stream)`` (``state``), kept across files."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device = torch.device("cuda")) -> None:
         if not torch.cuda.is_available():
             raise ReaderUnavailable("no CUDA device")
         try:
@@ -207,37 +237,45 @@ class NvdecReader:
         except Exception as error:  # the package raises RuntimeError when the driver lacks NVDEC/NVENC
             raise ReaderUnavailable(f"PyNvVideoCodec cannot load: {_first_line(error)}") from error
         self._nvc = PyNvVideoCodec
+        self._device = device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
 
     def read(self, path: Path, sampling: FrameSampling) -> SampledFrames:
-        device = torch.cuda.current_device()
         try:
-            decoder = self._decoder(path, device)
+            colour, rotation = stream_colour(path), _display_rotation(path)
+            decoder, stream = self._decoder(path)
             total = len(decoder)
             indices = sampling.indices(total)
             if len(indices) == 0:
                 raise VideoReadError("the video has no frames")
-            decoded = decoder.get_batch_frames_by_index(indices.tolist())
-            if len(decoded) != len(indices):
-                raise VideoReadError(f"decoded {len(decoded)} of {len(indices)} sampled frames")
-            frames = torch.stack([torch.from_dlpack(frame) for frame in decoded])
-            torch.cuda.current_stream(device).synchronize()
+            with on_stream(stream):
+                started = stream.record_event(timing_event())
+                decoded = decoder.get_batch_frames_by_index(indices.tolist())
+                if len(decoded) != len(indices):
+                    raise VideoReadError(f"decoded {len(decoded)} of {len(indices)} sampled frames")
+                nv12 = torch.stack([torch.from_dlpack(frame) for frame in decoded])  # (N, H * 3 / 2, W)
+                frames = upright(nv12_to_rgb(nv12, colour), rotation)
+                ready = HandOff.record(stream, [frames], started)
+            stream.synchronize()  # the decoder may overwrite its buffers as soon as it is asked again
         except VideoReadError as error:
             raise VideoReadError(f"nvdec: {error}") from error
         except Exception as error:  # PyNvVideoCodec raises plain Exception/RuntimeError on bad input
-            self._local.decoder = None  # its state after a failure is unknown: the next file gets a new one
+            self._local.state = None  # its state after a failure is unknown: the next file gets a new one
+            if is_cuda_error(error):
+                raise GpuDecodeLost(f"nvdec: {_first_line(error)}") from error
             raise VideoReadError(f"nvdec: {_first_line(error)}") from error
-        return SampledFrames(frames=upright(frames, _display_rotation(path)), indices=indices, total_frames=total, backend="nvdec")
+        return SampledFrames(frames=frames, indices=indices, total_frames=total, backend="nvdec", ready=ready)
 
-    def _decoder(self, path: Path, device: int):  # -> PyNvVideoCodec.SimpleDecoder
-        """This thread's decoder, pointed at ``path`` (made on the thread's first file)."""
-        decoder = getattr(self._local, "decoder", None)
-        if decoder is None:
-            decoder = self._nvc.SimpleDecoder(str(path), gpu_id=device, use_device_memory=True,
-                                              output_color_type=self._nvc.OutputColorType.RGB)
-            self._local.decoder = decoder
+    def _decoder(self, path: Path):  # -> (PyNvVideoCodec.SimpleDecoder, torch.cuda.Stream)
+        """This thread's decoder, pointed at ``path``, and its stream (made on the thread's first
+        file, and again for another device)."""
+        state = getattr(self._local, "state", None)
+        if state is None or state[0] != self._device:
+            decoder = self._nvc.SimpleDecoder(str(path), gpu_id=self._device.index, use_device_memory=True,
+                                              output_color_type=self._nvc.OutputColorType.NATIVE)
+            self._local.state = (self._device, decoder, torch.cuda.Stream(self._device))
         else:
-            decoder.reconfigure_decoder(str(path))
-        return decoder
+            state[1].reconfigure_decoder(str(path))
+        return self._local.state[1:]
 
 
 def _display_rotation(path: Path) -> int:
@@ -406,35 +444,39 @@ class OpenCVReader:
 
 
 def read_video(path: Path, config: InferenceConfig) -> SampledFrames:
-    """Decode the sampled frames with ``choose_reader(config.reader)``; if that fails, retry with
-    the CPU readers after it in ``CPU_READERS`` (``reader_chain``).
+    """Decode the sampled frames with ``choose_reader(config.reader, config.device)``; if that
+    fails, retry with the CPU readers after it in ``CPU_READERS`` (``reader_chain``).
 
     Raises ``VideoReadError`` only when every backend failed; the message carries each reason.
+    Frames decoded after a ``GpuDecodeLost`` carry its reason (``gpu_lost``) for the caller.
     """
-    names = reader_chain(choose_reader(config.reader))
+    names = reader_chain(choose_reader(config.reader, config.device))
     reasons: list[str] = []
+    gpu_lost = ""
     for position, name in enumerate(names):
         try:
-            frames = create_reader(name).read(Path(path), FrameSampling.of(config))
+            frames = create_reader(name, config.device).read(Path(path), FrameSampling.of(config))
         except (VideoReadError, ReaderUnavailable) as error:
             reasons.append(str(error))
+            gpu_lost = str(error) if isinstance(error, GpuDecodeLost) else gpu_lost
             if position + 1 < len(names):
                 log.warning("%s: %s; retrying with %s", Path(path).name, error, names[position + 1])
             continue
-        return frames
+        return replace(frames, gpu_lost=gpu_lost) if gpu_lost else frames
     raise VideoReadError("; ".join(reasons))
 
 
-def gpu_reader_mismatch(path: Path, config: InferenceConfig, limit: float = 10.0) -> str | None:
+def gpu_reader_mismatch(path: Path, config: InferenceConfig, limit: float = 1.0) -> str | None:
     """Why ``nvdec`` cannot be trusted on this machine, judged on one real video, or None.
 
     Decodes ``path`` with ``nvdec`` and with ``decord`` and compares the frames: a GPU colour
     conversion gone wrong (swapped channels, wrong range) or a missed rotation would otherwise
-    spoil every prediction of the run silently. H.264 decoding is exact, so only the YUV->RGB
-    matrices may differ (a few levels); ``limit`` is the largest mean difference accepted.
+    spoil every prediction of the run silently. H.264 decoding is exact and ``nvdec`` converts to
+    RGB as the CPU readers do (``colour``), so the frames should be equal; ``limit`` is the largest
+    mean difference accepted (a wrong matrix is about 6 levels off, a wrong range more).
     Raises ``VideoReadError`` when either backend cannot read ``path`` (try another file).
     """
-    gpu = create_reader("nvdec").read(path, FrameSampling.of(config))
+    gpu = create_reader("nvdec", config.device).read(path, FrameSampling.of(config))
     cpu = create_reader("decord").read(path, FrameSampling.of(config))
     if tuple(gpu.frames.shape) != cpu.frames.shape or not np.array_equal(gpu.indices, cpu.indices):
         return f"{path.name}: nvdec gave frames {tuple(gpu.frames.shape)}, decord {cpu.frames.shape}"

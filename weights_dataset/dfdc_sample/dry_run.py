@@ -1,6 +1,7 @@
 """The README's first command: a whole local run on generated sample videos, scored by a small trained model.
 
-    python -m dfdc_sample.dry_run [--workdir runs/dry-run] [--videos 40] [--checkpoint a.pt ...] [--untrained] [inference flags]
+    python -m dfdc_sample.dry_run [--workdir runs/dry-run] [--videos 40] [--checkpoint a.pt ...] [--untrained]
+                                  [--report DIR | --no-report] [inference flags]
 
 1. generates DFDC-format sample videos (unless the work folder already has them) of the identities
    the checkpoint never saw in training (its ``meta["identities_seen"]``), fakes by every method,
@@ -8,7 +9,9 @@
    trained on generated data only, see the README), or the given checkpoints, or ``--untrained``
    (an untrained EfficientNet-B0: the pipeline runs, its scores mean nothing),
 3. runs the real inference pipeline and writes ``submission.csv``,
-4. prints the CSV and its logloss and AUC against the generated labels.
+4. prints the CSV and its logloss and AUC against the generated labels,
+5. writes the report (``dfdc_infer.report``, default ``WORKDIR/report/index.html``): every video's
+   frames, face boxes, crops and their scores.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="sample videos to generate (default 40: enough for a logloss and an AUC that mean something)")
     parser.add_argument("--checkpoint", type=Path, action="append", help=f"checkpoint(s); default: {DEMO_CHECKPOINT.name}")
     parser.add_argument("--untrained", action="store_true", help="score with an untrained EfficientNet-B0 instead (meaningless scores)")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR", help="where to write the report (default: WORKDIR/report)")
+    parser.add_argument("--no-report", action="store_true", help="write no report")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -73,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             generate_dataset(data, videos=args.videos, identities=identities, seed=1)
             print(f"generated {args.videos} sample videos in {data / 'test_videos'}; {who}")
         output = args.workdir / "submission.csv"
-        run_submission(config_from_args(args), data / "test_videos", data / "sample_submission.csv", checkpoints, output)
+        report = None if args.no_report else args.report or args.workdir / "report"
+        run_submission(config_from_args(args), data / "test_videos", data / "sample_submission.csv", checkpoints, output,
+                       report=report)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -90,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"logloss against the generated labels: {clipped_logloss(labels, labels_predicted, 1e-15, 1 - 1e-15):.4f} "
           f"(constant 0.5 scores 0.6931), AUC {roc_auc(labels, labels_predicted):.3f} (chance 0.5)")
     print(f"{who}; fake methods held out of training: {', '.join(held_out) or 'none'}")
+    if report is not None:
+        print(f"report: {report / 'index.html'} (open it in a browser: each video's frames, faces, crops and scores)")
     return 0
 
 

@@ -21,6 +21,10 @@ entry also names its ``identity`` (null without a face), its ``method`` and, for
 ``faces.json`` maps each video to one list per frame of ``[x1, y1, x2, y2]`` integer face boxes
 (detector-style: brows to chin, not the hair), an empty list where there is no face.
 
+With ``frame_code`` every frame carries its own number, drawn in its top-left corner
+(``draw_frame_code``; ``read_frame_code`` reads it back), so a test can tell which frame a reader
+really returned by looking at it, not by trusting the index it reports.
+
 Everything is a function of ``seed`` alone: same seed, same names, metadata and decoded frames.
 """
 
@@ -48,6 +52,45 @@ from dfdc_sample.faces import Box, FaceSprite, heads_by_identity, load_face_spri
 
 LAYOUTS = ("test", "train")
 ROTATIONS = (0, 90, 180, 270)
+FRAME_CODE_BITS = 12
+"""A frame code counts to 4095 frames (over two minutes at 30 fps; DFDC's videos have 300)."""
+FRAME_CODE_CELL = 16
+"""Side of one cell of the code in pixels: a whole H.264 macroblock, so compression keeps it black or white."""
+FRAME_CODE_CELLS = FRAME_CODE_BITS + 3
+"""A white and a black start cell, the bits, a parity cell: a bright or dark corner is no code."""
+
+
+def draw_frame_code(frame: np.ndarray, number: int) -> None:
+    """Draw ``number`` into the top-left corner of an upright (H, W, 3) uint8 frame, in place.
+
+    A row of ``FRAME_CODE_CELLS`` cells, white for a 1: 1 and 0 to start, ``FRAME_CODE_BITS`` bits
+    most significant first, and a parity bit making the count of ones in the bits even.
+    """
+    if not 0 <= number < 2**FRAME_CODE_BITS:
+        raise ValueError(f"a frame code holds 0..{2**FRAME_CODE_BITS - 1}, got {number}")
+    cell = FRAME_CODE_CELL
+    frame[:cell, : cell * FRAME_CODE_CELLS] = 0
+    bits = [(number >> shift) & 1 for shift in range(FRAME_CODE_BITS - 1, -1, -1)]
+    bits = [1, 0, *bits, sum(bits) % 2]
+    for position, bit in enumerate(bits):
+        if bit:
+            frame[:cell, position * cell : (position + 1) * cell] = 255
+
+
+def read_frame_code(frames: np.ndarray) -> np.ndarray:
+    """(N,) int64 numbers drawn by ``draw_frame_code`` into (N, H, W, 3) upright frames; -1 where
+    there is no code (no start cells or a parity mismatch: a frame turned the wrong way)."""
+    cell = FRAME_CODE_CELL
+    frames = np.asarray(frames)
+    if frames.shape[1] < cell or frames.shape[2] < cell * FRAME_CODE_CELLS:
+        return np.full(len(frames), -1, dtype=np.int64)
+    quarter = cell // 4  # the inner half of each cell: its edges bleed a little after compression
+    centres = np.stack([frames[:, quarter : cell - quarter, position * cell + quarter : (position + 1) * cell - quarter]
+                        .mean(axis=(1, 2, 3)) for position in range(FRAME_CODE_CELLS)], axis=1)
+    cells = (centres > 127).astype(np.int64)
+    bits = cells[:, 2:-1]
+    valid = (cells[:, 0] == 1) & (cells[:, 1] == 0) & (bits.sum(axis=1) % 2 == cells[:, -1])
+    return np.where(valid, bits @ (1 << np.arange(FRAME_CODE_BITS - 1, -1, -1)), -1)
 
 
 class VideoWriter:
@@ -259,7 +302,7 @@ def _pick_head(heads: tuple[FaceSprite, ...], seed: int | list[int]) -> FaceSpri
 
 
 def _render_group(group: _Group, folder: Path, width: int, height: int, frames: int, fps: int,
-                  heads: dict[str, tuple[FaceSprite, ...]]) -> list[list[Box]]:
+                  heads: dict[str, tuple[FaceSprite, ...]], frame_code: bool = False) -> list[list[Box]]:
     """Write the group's REAL and FAKE mp4s into ``folder``; return the face boxes per frame.
 
     Each fake draws its manipulation from a fresh generator with its own seed on every frame, so
@@ -296,6 +339,8 @@ def _render_group(group: _Group, folder: Path, width: int, height: int, frames: 
         for t in range(frames):
             frame = background.copy()
             boxes.append([paste_sprite(frame, tr.sprite, tr.xs[t], tr.ys[t], tr.scales[t]) for tr in tracks])
+            if frame_code:
+                draw_frame_code(frame, t)
             real.write(frame)
             for writer, fake in zip(writers, group.fakes, strict=True):
                 fake_rng = np.random.default_rng(fake.seed)
@@ -308,14 +353,14 @@ def _render_group(group: _Group, folder: Path, width: int, height: int, frames: 
 
 
 def _write_part(groups: list[_Group], video_dir: Path, meta_dir: Path, split: str, width: int,
-                height: int, frames: int, fps: int, heads: dict[str, tuple[FaceSprite, ...]]) -> None:
+                height: int, frames: int, fps: int, heads: dict[str, tuple[FaceSprite, ...]], frame_code: bool = False) -> None:
     """Render ``groups`` into ``video_dir``; write metadata.json and faces.json into ``meta_dir``."""
     video_dir.mkdir(parents=True, exist_ok=True)
     metadata: dict[str, dict[str, str | None]] = {}
     faces: dict[str, list[list[list[int]]]] = {}
     for group in groups:
         boxes = [[[round(v) for v in box] for box in frame] for frame in
-                 _render_group(group, video_dir, width, height, frames, fps, heads)]
+                 _render_group(group, video_dir, width, height, frames, fps, heads, frame_code)]
         metadata[group.real] = {"label": "REAL", "split": split, "original": None, "identity": group.identity,
                                 "method": None, "donor": None}
         faces[group.real] = boxes
@@ -329,13 +374,15 @@ def _write_part(groups: list[_Group], video_dir: Path, meta_dir: Path, split: st
 
 def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: int = 360,
                      frames: int = 60, fps: int = 30, seed: int = 0, layout: str = "test",
-                     chunks: int = 1, identities: Sequence[str] | None = None, methods: Sequence[str] | None = None) -> Path:
+                     chunks: int = 1, identities: Sequence[str] | None = None, methods: Sequence[str] | None = None,
+                     frame_code: bool = False) -> Path:
     """Write a DFDC-format sample dataset under ``root`` (layouts: see the module doc); return ``root``.
 
     Refuses a ``root`` that already holds sample data of either layout, so runs with different
     seeds or layouts never mix. In the train layout each REAL video and its fakes go to chunk
     ``i % chunks``. ``identities`` and ``methods`` restrict the faces and the fake methods used
-    (default: every identity the photo sources give here, every registered method).
+    (default: every identity the photo sources give here, every registered method). ``frame_code``
+    draws each frame's number into it (``draw_frame_code``).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -343,6 +390,9 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
         raise ValueError(f"frames and fps must be >= 1, got {frames}, {fps}")
     if width % 2 or height % 2 or width < 64 or height < 64:
         raise ValueError(f"size must be even and at least 64x64, got {width}x{height}")
+    if frame_code and (width < FRAME_CODE_CELL * FRAME_CODE_CELLS or frames > 2**FRAME_CODE_BITS):
+        raise ValueError(f"a frame code needs a width of {FRAME_CODE_CELL * FRAME_CODE_CELLS} px or more and at most "
+                         f"{2**FRAME_CODE_BITS} frames, got {width} px and {frames}")
     methods = sorted(METHODS.check(name) for name in (METHODS.names() if methods is None else methods))
     if not methods:
         raise ValueError("need at least one fake method")
@@ -367,7 +417,7 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
         parts = [(groups[c::chunks], root / f"dfdc_train_part_{c}", root / f"dfdc_train_part_{c}")
                  for c in range(chunks)]
     for part_groups, video_dir, meta_dir in parts:
-        _write_part(part_groups, video_dir, meta_dir, layout, width, height, frames, fps, heads)
+        _write_part(part_groups, video_dir, meta_dir, layout, width, height, frames, fps, heads, frame_code)
     if layout == "test":
         rows = "".join(f"{path.name},0.5\n" for path in sorted((root / "test_videos").glob("*.mp4")))
         (root / "sample_submission.csv").write_text("filename,label\n" + rows)
@@ -422,13 +472,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="only these identities (default: all the photo sources give here)")
     parser.add_argument("--methods", type=_names, default=None, metavar="A,B",
                         help=f"only these fake methods (default: all of {', '.join(METHODS.names())})")
+    parser.add_argument("--frame-code", action="store_true", help="draw each frame's number into its top-left corner")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     start = time.perf_counter()
     try:
         generate_dataset(args.out_dir, videos=args.videos, width=args.size[0], height=args.size[1],
                          frames=args.frames, fps=args.fps, seed=args.seed, layout=args.layout,
-                         chunks=args.chunks, identities=args.identities, methods=args.methods)
+                         chunks=args.chunks, identities=args.identities, methods=args.methods, frame_code=args.frame_code)
     except (ValueError, FileExistsError) as error:
         parser.error(str(error))
     c = summarize(args.out_dir)
