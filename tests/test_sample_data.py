@@ -365,3 +365,5 @@ def test_dry_run_scores_people_the_demo_model_never_saw(tmp_path: Path, capsys: 
     unseen = [name for name in sample_faces.heads_by_identity(sample_faces.load_face_sprites()) if name not in meta["identities_seen"]]
     assert f"identities never seen in training: {', '.join(unseen)}" in out and people <= set(unseen)
     assert "logloss against the generated labels: " in out and "AUC " in out and "fake methods held out of training: part-warp" in out
+    assert f"report: {tmp_path / 'report' / 'index.html'}" in out, "the dry run writes its report by default"
+    assert (tmp_path / "report" / "index.html").read_text().count("<section class='video") == 6

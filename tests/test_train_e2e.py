@@ -183,3 +183,39 @@ def test_training_cli_refuses_bad_input_in_one_line(crops: Path, tmp_path: Path,
         "t1-3, t1-4, t1-5, t1-6")
     assert error(str(crops), str(tmp_path / "o"), *SPLIT, "--sampler", "synthetic", "--test-methods", "boundary", "--synthetic-methods",
                  "boundary") == "error: --synthetic-methods boundary would train on methods held out by --val-methods/--test-methods"
+
+
+def test_fine_tuning_options_resume_exactly_average_the_weights_and_log_to_tensorboard(crops: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = TrainConfig(arch="test_efficientnet", input_size=32, epochs=3, train_chunks="0-2", val_chunks="3", test_chunks="",
+                         originals_per_batch=16, workers=0, ema_decay=0.9, grad_clip=1.0, label_smoothing=0.01, balanced_loss=True,
+                         ohem=0.5, freeze_epochs=1, body_lr=0.1)
+    whole = train(crops, tmp_path / "whole", replace(config, tensorboard=str(tmp_path / "board")))
+    train(crops, tmp_path / "paused", config, stop_after=2)
+    resumed = train(crops, tmp_path / "paused", config, resume=tmp_path / "paused" / "last.pt")
+    assert [row["val_crop_logloss"] for row in resumed] == pytest.approx([row["val_crop_logloss"] for row in whole], abs=1e-6)
+    averaged = load_model(tmp_path / "whole" / "last.pt")[0].state_dict()
+    torch.testing.assert_close(load_model(tmp_path / "paused" / "last.pt")[0].state_dict(), averaged)
+    trained_weights = torch.load(tmp_path / "whole" / "last.resume.pt", weights_only=True)["trained_weights"]
+    assert not torch.equal(trained_weights["conv_stem.weight"], averaged["conv_stem.weight"])  # the checkpoint holds the average
+    assert [row["lr_body"] / row["lr"] for row in whole] == pytest.approx([0.1] * 3)
+    board = EventAccumulator(str(tmp_path / "board")).Reload()
+    assert {"lr", "lr/body", "train/logloss", "val/video_logloss", "val/video_auc"} <= set(board.Tags()["scalars"])
+    assert [event.step for event in board.Scalars("val/video_auc")] == [1, 2, 3]
+    assert [event.value for event in board.Scalars("val/video_auc")] == pytest.approx([row["val_video_auc"] for row in whole])
+
+
+def test_early_stopping_counts_epochs_since_the_best_and_finishes_the_run(crops: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from dfdc_train import train as training
+
+    config = TrainConfig(early_stopping=2, calibrate=False)
+    rows = [{"val_video_logloss": value} for value in (0.6, 0.5, 0.55, 0.52)]
+    assert [training.stopped_early(rows[:n], config) for n in range(5)] == [False, False, False, False, True]
+    assert not training.stopped_early(rows, replace(config, early_stopping=0))
+    monkeypatch.setattr(training, "stopped_early", lambda history, config: len(history) >= 2)
+    history = train(crops, tmp_path / "run", TrainConfig(arch="test_efficientnet", input_size=32, epochs=5, train_chunks="0-2",
+                                                         val_chunks="3", test_chunks="", originals_per_batch=16, workers=0))
+    assert len(history) == 2 and (tmp_path / "run" / "evaluation.csv").is_file()  # finished: scored and calibrated
+    assert "temperature" in read_checkpoint(tmp_path / "run" / "best.pt")[0].meta

@@ -18,7 +18,7 @@ from dfdc_train.checkpoints import load_training_state, resume_path, save_traini
 from dfdc_train.config import TrainConfig
 from dfdc_train.evaluation import slice_table, write_slice_table
 from dfdc_train.history import format_table, write_history
-from dfdc_train.losses import bce_loss, focal_loss, loss_for_epoch
+from dfdc_train.losses import bce_loss, focal_loss, loss_for_epoch, reduce_loss
 from dfdc_train.metrics import clipped_logloss, per_video, roc_auc, score
 from dfdc_train.schedule import build_optimizer, build_scheduler, layer_groups, set_trainable
 from dfdc_train.splits import Split
@@ -58,7 +58,7 @@ def test_per_video_scores_use_the_kernels_aggregation() -> None:
 
 def test_focal_loss_down_weights_easy_crops_and_equals_bce_at_gamma_zero() -> None:
     logits, targets = torch.tensor([4.0, -0.2]), torch.tensor([1.0, 1.0])
-    assert focal_loss(logits, targets, 0.0) == pytest.approx(float(bce_loss(logits, targets)))
+    assert focal_loss(logits, targets, 0.0).tolist() == pytest.approx(bce_loss(logits, targets).tolist())
     easy, hard = (focal_loss(logits[i:i + 1], targets[i:i + 1], 2.0) / bce_loss(logits[i:i + 1], targets[i:i + 1]) for i in (0, 1))
     assert easy < 0.001 < 0.2 < hard
     config = TrainConfig(focal_after=2)
@@ -110,19 +110,53 @@ def test_gradual_unfreezing_opens_the_head_then_blocks_from_the_top() -> None:
         layer_groups(torch.nn.Linear(2, 1))
 
 
-def test_one_cycle_warms_up_then_anneals() -> None:
-    model = torch.nn.Linear(2, 1)
-    config = TrainConfig(lr=0.01, pct_start=0.3)
+def test_one_cycle_warms_up_then_anneals_with_the_body_at_its_fraction_of_the_heads_rate() -> None:
+    model, _ = build_model(TrainConfig(arch="test_efficientnet"))
+    config = TrainConfig(lr=0.01, pct_start=0.3, body_lr=0.1)
     optimizer = build_optimizer(model, config)
+    body, head = optimizer.param_groups
+    assert {id(p) for p in head["params"]} == {id(p) for p in model.get_classifier().parameters()}
+    assert len(body["params"]) + len(head["params"]) == len(list(model.parameters()))
     scheduler = build_scheduler(optimizer, config, total_steps=10)
-    rates = [scheduler.get_last_lr()[0]]
+    rates = [scheduler.get_last_lr()]
     for _ in range(9):
         optimizer.step()
         scheduler.step()
-        rates.append(scheduler.get_last_lr()[0])
-    peak = int(np.argmax(rates))
-    assert rates[0] == pytest.approx(0.01 / 25) and max(rates) == pytest.approx(0.01, rel=0.05) and 1 <= peak <= 3
-    assert rates[-1] < 1e-6 and all(a >= b for a, b in zip(rates[peak:], rates[peak + 1:]))
+        rates.append(scheduler.get_last_lr())
+    head_rates = [rate[1] for rate in rates]
+    peak = int(np.argmax(head_rates))
+    assert head_rates[0] == pytest.approx(0.01 / 25) and max(head_rates) == pytest.approx(0.01, rel=0.05) and 1 <= peak <= 3
+    assert head_rates[-1] < 1e-6 and all(a >= b for a, b in zip(head_rates[peak:], head_rates[peak + 1:]))
+    assert all(body_rate == pytest.approx(0.1 * head_rate) for body_rate, head_rate in rates)
+
+
+def test_freeze_epochs_train_the_classifier_alone_with_frozen_batchnorm_then_gradual_unfreezing_starts() -> None:
+    model, _ = build_model(TrainConfig(arch="test_efficientnet"))
+    model.train()
+    assert set_trainable(model, 1, 0, freeze_epochs=2) == "the classifier only (body frozen for 2 epochs)"
+    assert [name for name, p in model.named_parameters() if p.requires_grad] == ["classifier.weight", "classifier.bias"]
+    assert not model.bn1.training and not model.blocks[-1].training and model.get_classifier().training
+    model.train()
+    assert set_trainable(model, 2, 1, freeze_epochs=2) == f"head + top 0 of {len(model.blocks)} blocks"
+    model.train()
+    assert set_trainable(model, 2, 0, freeze_epochs=2) == "all layers" and all(p.requires_grad for p in model.parameters())
+
+
+def test_label_smoothing_class_balance_and_ohem_shape_the_batch_loss() -> None:
+    logits, targets = torch.tensor([3.0, -1.0, 0.0, -4.0, 2.0]), torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0])
+    per_crop = bce_loss(logits, targets)
+    assert reduce_loss(per_crop, targets).item() == pytest.approx(per_crop.mean().item())
+    real, fake = per_crop[2:].mean(), per_crop[:2].mean()
+    assert reduce_loss(per_crop, targets, balanced=True).item() == pytest.approx(((real + fake) / 2).item())
+    # OHEM 0.5: the harder half of each class (1 of 2 fakes: logit -1; 2 of 3 reals, rounded: logits 2 and 0)
+    hardest = torch.stack([per_crop[1], per_crop[4], per_crop[2]])
+    assert reduce_loss(per_crop, targets, ohem=0.5).item() == pytest.approx(hardest.mean().item())
+    assert reduce_loss(per_crop, targets, balanced=True, ohem=0.5).item() == pytest.approx(
+        ((per_crop[1] + (per_crop[4] + per_crop[2]) / 2) / 2).item())
+    _, smoothed = loss_for_epoch(TrainConfig(label_smoothing=0.1), 0)
+    expected = bce_loss(logits, targets * 0.9 + 0.05).mean()
+    assert smoothed(logits, targets).item() == pytest.approx(expected.item())
+    assert smoothed(logits, targets).item() > loss_for_epoch(TrainConfig(), 0)[1](logits, targets).item()
 
 
 def test_history_table_csv_and_png(tmp_path: Path) -> None:

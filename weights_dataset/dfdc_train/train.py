@@ -20,6 +20,7 @@ Same seed, same data and same ``--threads``: bit-identical weights and figures, 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import math
 import sys
@@ -52,6 +53,7 @@ from .history import format_table, write_history
 from .layout import DataError
 from .losses import loss_for_epoch
 from .metrics import clipped_logloss, score
+from .pretrained import load_start, start_network
 from .sampling import Pairing, batches_per_rank, build_pairing, epoch_batches, rank_share
 from .schedule import build_optimizer, build_scheduler, set_trainable
 from .splits import Split, column, split_by_chunk
@@ -122,20 +124,32 @@ def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
 
 
 def build_model(config: TrainConfig) -> tuple[nn.Module, ModelSpec]:
-    """A randomly initialised timm network (seeded, zero head) and its spec: input size and the architecture's normalisation."""
+    """The timm network training starts from (seeded; the body random or ``config.pretrained``'s, the head zero) and its
+    spec: input size and normalisation (the pretrained source's own, else the architecture's); the spec's meta records
+    the source and its weight file's sha256."""
     torch.manual_seed(config.seed)
     try:
-        model = create_network(config.arch)
+        model = create_network(config.network)
     except RuntimeError as error:  # timm: "Unknown model (...)"
-        raise ValueError(f"unknown timm architecture {config.arch!r} (e.g. tf_efficientnet_b0 ... tf_efficientnet_b7)") from error
+        raise ValueError(f"unknown timm architecture {config.network!r} (e.g. tf_efficientnet_b0 ... tf_efficientnet_b7)") from error
+    start = load_start(config.pretrained, config.network)
+    if start is not None:
+        start_network(model, start)
     if config.stem == "highpass":
         init_highpass_stem(model)
     classifier = model.get_classifier()
     nn.init.zeros_(classifier.weight)  # start at P(fake) = 0.5 for every crop (logloss 0.693), not at
     nn.init.zeros_(classifier.bias)  # the random head's confident guesses, which cost the first epochs
     defaults = model.pretrained_cfg
-    spec = ModelSpec(arch=config.arch, input_size=config.input_size or int(defaults["input_size"][-1]),
-                     mean=tuple(float(v) for v in defaults["mean"]), std=tuple(float(v) for v in defaults["std"]))
+    mean, std = (start.mean, start.std) if start is not None else (defaults["mean"], defaults["std"])
+    spec = ModelSpec(arch=config.network, input_size=config.input_size or int(defaults["input_size"][-1]),
+                     mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
+                     meta={"pretrained": start.provenance() if start is not None else {"source": "none"}})
+    if start is not None:
+        log.info("starting from %s's ImageNet weights for %s (sha256 %s)", start.source, start.arch, start.sha256[:12])
+    else:
+        log.warning("starting %s from random weights (--pretrained none): every DFDC solution fine-tunes ImageNet weights; "
+                    "pass --pretrained timm (online) or efficientnet-lite0/1/2 (offline)", config.network)
     return model, spec
 
 
@@ -182,6 +196,8 @@ def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | No
     device = context.device(config.device)
     model, spec = build_model(config)
     model.to(device)
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+    board = TensorBoardLog(config.tensorboard) if config.tensorboard and context.is_main else None
     batches = math.ceil(len(data.pairing.usable(config.sampler)) / config.originals_per_batch)
     total_steps = batches_per_rank(batches, context.world_size) * config.epochs
     optimizer = build_optimizer(model, config)
@@ -189,35 +205,45 @@ def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | No
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
     history: list[dict[str, Any]] = []
     if resume is not None:
-        history = restore(resume, model, spec, optimizer, scheduler, scaler, total_steps)
+        history = restore(resume, model, spec, optimizer, scheduler, scaler, total_steps, average)
     log.info("training %s@%d on %s x%d: %d epochs of %d batches per process (%d originals per batch), %d steps in all",
              spec.arch, spec.input_size, device, context.world_size, config.epochs, total_steps // config.epochs,
              config.originals_per_batch, total_steps)
     with single_threaded_opencv(), torch_threads(config.threads):
         first = len(history)
         for epoch in range(first, min(config.epochs, stop_after or config.epochs)):
+            if stopped_early(history, config):
+                break
             started = time.monotonic()
-            row = train_epoch(model, spec, data, config, epoch, optimizer, scheduler, scaler, device, context)
-            metrics = evaluate(model, data.splits["val"], data.crops_dir, spec, config, device, context)
+            row = train_epoch(model, spec, data, config, epoch, optimizer, scheduler, scaler, device, context, average)
+            scored = average.model if average else model
+            metrics = evaluate(scored, data.splits["val"], data.crops_dir, spec, config, device, context)
             row.update({f"val_{name}": value for name, value in metrics.items() if name not in ("crops", "videos")})
             row["seconds"] = round(time.monotonic() - started, 1)
             history.append(row)
             if context.is_main:
-                save_epoch(out_dir, model, spec, config, data, history, optimizer, scheduler, scaler, total_steps)
+                save_epoch(out_dir, model, spec, config, data, history, optimizer, scheduler, scaler, total_steps, average)
                 print(format_table(history[-1:], header=epoch == first), flush=True)
+                if board:
+                    board.write(row)
             context.barrier()
-        if len(history) == config.epochs:
-            finish(out_dir, model, data, config, device, context)
+        if board:
+            board.close()
+        if len(history) == config.epochs or stopped_early(history, config):
+            if len(history) < config.epochs:
+                log.info("early stopping after epoch %d: %s has not improved for %d epochs", len(history), selection_metric(config),
+                         config.early_stopping)
+            finish(out_dir, average.model if average else model, data, config, device, context)
     return history
 
 
 def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: TrainConfig, epoch: int,
                 optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
-                device: torch.device, context: Distributed) -> dict[str, Any]:
+                device: torch.device, context: Distributed, average: "WeightAverage | None" = None) -> dict[str, Any]:
     """One pass over the epoch's batches (this process's share); returns the epoch's training columns."""
     torch.manual_seed(config.seed + epoch)  # dropout draws depend on the epoch only: resuming changes nothing
     model.train()
-    trainable = set_trainable(model, epoch, config.unfreeze_blocks_per_epoch)
+    trainable = set_trainable(model, epoch, config.unfreeze_blocks_per_epoch, config.freeze_epochs)
     # Rebuilt every epoch: DDP syncs the gradients of the parameters trainable when it is built.
     network = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if context.active else model
     loss_name, loss_fn = loss_for_epoch(config, epoch)
@@ -236,24 +262,36 @@ def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: T
         loss = loss_fn(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if config.grad_clip:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if average:
+            average.update(model)
         losses.append(loss.item())
         targets.append(labels.cpu().numpy())
         probabilities.append(torch.sigmoid(logits.detach().float()).cpu().numpy())
         progress.advance()
     train_logloss = clipped_logloss(np.concatenate(targets), np.concatenate(probabilities), config.clip_min, config.clip_max)
-    return {"epoch": epoch + 1, "loss": loss_name, "lr": scheduler.get_last_lr()[0], "train_loss": context.mean(float(np.mean(losses))),
+    rates = scheduler.get_last_lr()  # body, head
+    return {"epoch": epoch + 1, "loss": loss_name, "lr": rates[-1], "lr_body": rates[0], "train_loss": context.mean(float(np.mean(losses))),
             "train_logloss": context.mean(train_logloss)}
 
 
 def save_epoch(out_dir: Path, model: nn.Module, spec: ModelSpec, config: TrainConfig, data: TrainingData,
                history: list[dict[str, Any]], optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-               scaler: torch.amp.GradScaler, total_steps: int) -> None:
-    """``last.pt`` (+ resume state) every epoch, ``best.pt`` when validation improved, the table and plot."""
+               scaler: torch.amp.GradScaler, total_steps: int, average: "WeightAverage | None" = None) -> None:
+    """``last.pt`` (+ resume state) every epoch, ``best.pt`` when validation improved, the table and plot.
+
+    With a weight average the checkpoints hold the average (what was validated); the trained weights go in the resume state.
+    """
     state = {"epoch": len(history) - 1, "total_steps": total_steps, "history": history, "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}
+    if average:
+        state["trained_weights"] = model.state_dict()
+        model = average.model
     save_training_state(out_dir / LAST, model, with_meta(spec, config, data, history), state)
     metric = selection_metric(config)
     best = min(range(len(history)), key=lambda position: history[position][metric])
@@ -266,13 +304,14 @@ def save_epoch(out_dir: Path, model: nn.Module, spec: ModelSpec, config: TrainCo
 def with_meta(spec: ModelSpec, config: TrainConfig, data: TrainingData, history: list[dict[str, Any]]) -> ModelSpec:
     """``spec`` carrying what the checkpoint's last epoch scored and everything that made it."""
     metrics = {name: value for name, value in history[-1].items() if name.startswith(("val_", "train_"))}
-    meta = {"trained": True, "epoch": history[-1]["epoch"], "metrics": metrics,
+    meta = {**spec.meta, "trained": True, "epoch": history[-1]["epoch"], "metrics": metrics,
             "train_config": config.to_dict(), "extraction": data.settings, "history": history}
     return ModelSpec(spec.arch, spec.input_size, spec.mean, spec.std, meta)
 
 
 def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.optim.Optimizer,
-            scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, total_steps: int) -> list[dict[str, Any]]:
+            scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, total_steps: int,
+            average: "WeightAverage | None" = None) -> list[dict[str, Any]]:
     """Load a run's weights and optimiser/scheduler state; returns its history (epochs done)."""
     saved, weights, state = load_training_state(path)
     if (saved.arch, saved.input_size) != (spec.arch, spec.input_size):
@@ -280,12 +319,61 @@ def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.opti
     if state["total_steps"] != total_steps:
         raise ValueError(f"{path} was trained on a schedule of {state['total_steps']} steps, this run has {total_steps}: resume with "
                          "the same --epochs, --originals-per-batch, crops and number of processes")
+    if average:
+        average.model.load_state_dict(weights)
+        weights = state["trained_weights"]
     model.load_state_dict(weights)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     log.info("resumed from %s after epoch %d", path, state["epoch"] + 1)
     return list(state["history"])
+
+
+def stopped_early(history: list[dict[str, Any]], config: TrainConfig) -> bool:
+    """Whether ``config.early_stopping`` epochs have passed since the best one (resuming such a run trains no more)."""
+    if not config.early_stopping or not history:
+        return False
+    metric = selection_metric(config)
+    best = min(range(len(history)), key=lambda position: history[position][metric])
+    return len(history) - 1 - best >= config.early_stopping
+
+
+class WeightAverage:
+    """An exponential moving average of a network's weights (``decay`` per optimiser step; BatchNorm statistics copied),
+    which generalises better than the last step's weights, the 1st place's and timm's ``ModelEma``."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for mine, theirs in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if mine.is_floating_point():
+                mine.lerp_(theirs, 1.0 - self.decay)
+            else:
+                mine.copy_(theirs)
+
+
+class TensorBoardLog:
+    """Every epoch's numbers (losses, figures, learning rates) as TensorBoard scalars, by epoch, as the 1st place logged."""
+
+    def __init__(self, folder: str) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:  # the tensorboard package is a training-only dependency
+            raise ValueError(f"--tensorboard needs the tensorboard package (pip install tensorboard): {error}") from None
+        self.writer = SummaryWriter(folder)
+
+    def write(self, row: dict[str, Any]) -> None:
+        for name, value in row.items():
+            if isinstance(value, (int, float)) and name != "epoch":
+                self.writer.add_scalar(name.replace("_", "/", 1), value, row["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def finish(out_dir: Path, model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device,
@@ -361,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"best epoch {best['epoch']}: validation logloss {best['val_video_logloss']:.4f} per video{calibrated} "
               f"({best['val_crop_logloss']:.4f} per crop), AUC {best['val_video_auc']:.4f} per video; "
               f"{args.out / BEST} after {format_duration(time.monotonic() - started)}")
-        if len(history) < config.epochs:
+        if len(history) < config.epochs and not stopped_early(history, config):
             print(f"paused after epoch {len(history)} of {config.epochs}: continue with --resume {args.out / LAST}")
     return 0
 
