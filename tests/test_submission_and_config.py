@@ -85,3 +85,10 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert len(readme_commands) == 2, "the README has exactly two set-up commands"
     assert readme_commands[1].endswith("python -m pytest -q tests")
     assert readme_commands[1] in (root / ".ci" / "run").read_text()
+
+
+def test_readme_stays_a_users_guide_and_links_the_journal() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    assert len(readme.splitlines()) <= 350, "experiments belong in docs/journal.md, not the README"
+    assert "docs/journal.md" in readme and (root / "docs" / "journal.md").is_file()
