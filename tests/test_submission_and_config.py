@@ -11,6 +11,9 @@ import pytest
 from dfdc_infer.config import InferenceConfig, add_config_arguments, config_from_args
 from dfdc_infer.submission import SubmissionError, read_sample_submission, write_submission
 
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository, whose README.md and .ci/run the documentation tests read."""
+
 
 def test_submission_keeps_sample_order_and_fills_every_row(tmp_path: Path) -> None:
     names = ["c.mp4", "a.mp4", "b.mp4"]
@@ -74,21 +77,19 @@ def test_flags_map_onto_the_config_and_unset_flags_keep_defaults() -> None:
 def test_readme_documents_every_setting_flag() -> None:
     from dataclasses import fields
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     undocumented = [item.name for item in fields(InferenceConfig) if f"`--{item.name.replace('_', '-')}" not in readme]
     assert undocumented == []
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    root = Path(__file__).resolve().parents[1]
-    readme_commands = [line for line in (root / "README.md").read_text().splitlines() if line.startswith("python3 -m venv")]
+    readme_commands = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("python3 -m venv")]
     assert len(readme_commands) == 2, "the README has exactly two set-up commands"
     assert readme_commands[1].endswith("python -m pytest -q tests")
-    assert readme_commands[1] in (root / ".ci" / "run").read_text()
+    assert readme_commands[1] in (ROOT / ".ci" / "run").read_text()
 
 
 def test_readme_stays_a_users_guide_and_links_the_journal() -> None:
-    root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 350, "experiments belong in docs/journal.md, not the README"
-    assert "docs/journal.md" in readme and (root / "docs" / "journal.md").is_file()
+    assert "docs/journal.md" in readme and (ROOT / "docs" / "journal.md").is_file()
