@@ -35,10 +35,10 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 import dfdc_infer
-from dfdc_infer.config import InferenceConfig, add_config_arguments, config_from_args
+from dfdc_infer.config import InferenceConfig, add_config_arguments, chosen_preset, config_from_args, preset_config
 from dfdc_infer.detector_weights import MTCNN_WEIGHT_FILES, fetch_mtcnn_weights, find_mtcnn_weights
 from dfdc_infer.manifest import list_files, write_manifest
-from dfdc_infer.models import CheckpointError, Ensemble, ModelSpec, load_model, save_checkpoint
+from dfdc_infer.models import CheckpointError, Ensemble, ModelSpec, checkpoint_presets, load_model, save_checkpoint
 from dfdc_infer.progress import format_duration
 
 KAGGLE_LIMIT_BYTES = 1_000_000_000
@@ -282,7 +282,7 @@ def write_kernel(folder: Path, args: argparse.Namespace) -> None:
 
 
 def write_dataset(folder: Path, models: list[PackedModel], wheels: dict[str, Path], detector: Path,
-                  config: InferenceConfig, args: argparse.Namespace) -> dict:
+                  config: InferenceConfig, preset: str, args: argparse.Namespace) -> dict:
     package = Path(dfdc_infer.__file__).resolve().parent
     shutil.copytree(package, folder / "dfdc_infer", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for model in models:
@@ -306,7 +306,7 @@ def write_dataset(folder: Path, models: list[PackedModel], wheels: dict[str, Pat
         "detector": {"name": config.detector, "weights_dir": "mtcnn",
                      "source": "facenet-pytorch 2.6.0 wheel (PyPI), facenet_pytorch/data/*.pt, MIT licence"},
         "wheels": {module: f"wheels/{wheel.name}" for module, wheel in wheels.items()},
-        "preset": args.preset,
+        "preset": preset,
         "config": config.to_dict(),
     })
     metadata = {"title": args.dataset_title, "id": args.dataset_slug, "licenses": [{"name": args.license}]}
@@ -321,7 +321,8 @@ def projected_hours(report: Path) -> float:
 
 def build(args: argparse.Namespace) -> None:
     started = time.monotonic()
-    config = config_from_args(args)
+    preset = chosen_preset(args, lambda: checkpoint_presets(args.checkpoint))
+    config = config_from_args(args, preset_config(preset))
     if not re.fullmatch(r"3\.\d{1,2}", args.kernel_python):
         raise BuildError(f"--kernel-python takes a CPython version like {KAGGLE_PYTHON}, got {args.kernel_python!r}")
     out = Path(args.out)
@@ -349,7 +350,7 @@ def build(args: argparse.Namespace) -> None:
                     raise BuildError(f"{model.source}: fp16 changes predictions by {change:.2e} > {FP16_TOLERANCE}; use --fp32")
         if out.exists():
             shutil.rmtree(out)
-        manifest = write_dataset(out / "weights_dataset", models, wheels, detector, config, args)
+        manifest = write_dataset(out / "weights_dataset", models, wheels, detector, config, preset, args)
     write_kernel(out / "kernel", args)
     dataset_bytes = sum(item["bytes"] for item in manifest["files"].values())
     print(f"wrote {out / 'weights_dataset'}: {len(manifest['files'])} files, {dataset_bytes / 1e6:.1f} MB "

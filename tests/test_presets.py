@@ -35,11 +35,11 @@ def test_registry_lookup_and_one_unknown_name_error() -> None:
 
 
 def test_every_registry_names_what_exists() -> None:
-    with pytest.raises(UnknownName, match=r"unknown crop geometry 'round'; known: dfdc-1st, square"):
+    with pytest.raises(UnknownName, match=r"unknown crop geometry 'round'; known: deepfake-faces, dfdc-1st, square"):
         CROP_GEOMETRIES.get("round")
     with pytest.raises(UnknownName, match=r"unknown aggregation rule 'median'; known: confident, mean"):
         AGGREGATIONS.get("median")
-    with pytest.raises(UnknownName, match=r"unknown preset 'dfdc-2nd'; known: dfdc-1st, seed"):
+    with pytest.raises(UnknownName, match=r"unknown preset 'dfdc-2nd'; known: deepfake-faces, dfdc-1st, seed"):
         preset_config("dfdc-2nd")
 
 
@@ -60,7 +60,7 @@ def test_an_unknown_preset_on_the_command_line_is_one_line_with_exit_2(tmp_path)
                              str(tmp_path / "s.csv"), "--checkpoint", str(tmp_path / "m.pt"), "--preset", "nope"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown preset 'nope'; known: dfdc-1st, seed"
+    assert result.stderr.strip() == "error: unknown preset 'nope'; known: deepfake-faces, dfdc-1st, seed"
 
 
 def reference_confident(pred: np.ndarray) -> float:

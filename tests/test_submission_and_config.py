@@ -52,7 +52,7 @@ def test_config_defaults_are_the_competitions() -> None:
     [
         ({"frame_step": 0}, "frame_step must be >= 1"),
         ({"detector_scale": 1.5}, "detector_scale must be in"),
-        ({"crop_margin": 0.9}, "crop_margin must be >= 1"),
+        ({"crop_margin": 0.4}, r"crop_margin must be in \[0.5, 4\]"),
         ({"clip_min": 0.5, "clip_max": 0.4}, "clip_min < clip_max"),
         ({"batch_size": 0}, "batch sizes"),
         ({"video_timeout": 0}, "video_timeout must be > 0 seconds"),

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from .config import add_config_arguments, config_from_args
 from .importers import IMPORTERS, import_checkpoint
-from .models import CheckpointError, init_checkpoint
+from .models import CheckpointError, checkpoint_presets, init_checkpoint
 from .run import run_submission
 from .submission import SubmissionError
 
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {args.out}: {spec.arch}@{spec.input_size} imported with {args.importer} from {args.file.name}")
         else:
             run_submission(
-                config_from_args(args), args.videos, args.sample_submission, args.checkpoint, args.out, args.detector_weights,
+                config_from_args(args, trained_for=lambda: checkpoint_presets(args.checkpoint)), args.videos, args.sample_submission, args.checkpoint, args.out, args.detector_weights,
                 resume=not args.fresh, report=args.report,
             )
     except USER_ERRORS as error:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from .registry import Registry
 
@@ -76,9 +76,11 @@ class InferenceConfig:
     # Cropping
     all_faces: bool = setting(False, "Score every detected face per frame (largest first) instead of only the largest one.")
     crop_geometry: str = setting("square", "How a face box becomes a crop (``cropping.CROP_GEOMETRIES``): ``square`` (crop_margin x the "
-                                 "longer side, kept inside the frame) or ``dfdc-1st`` (the box widened by a third on each side, cut at "
+                                 "longer side, kept inside the frame), ``deepfake-faces`` (the same square, its centre 0.043 of its side "
+                                 "below the box's: the framing of Kaggle's deepfake-faces crops) or ``dfdc-1st`` (the box widened by a third on each side, cut at "
                                  "the frame, resized keeping its aspect and centred on black).")
-    crop_margin: float = setting(1.3, "The square crop's side is this factor times the face box's longer side (``square`` geometry).")
+    crop_margin: float = setting(1.3, "The square crop's side is this factor times the face box's longer side (``square`` and "
+                                 "``deepfake-faces`` geometries; under 1 the crop is tighter than the box).")
     max_crops_per_video: int | None = setting(None, "Score at most this many crops per video (the first ones, frame by frame).", kind=int)
 
     # Classification and aggregation
@@ -113,8 +115,8 @@ class InferenceConfig:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.max_crops_per_video is not None and self.max_crops_per_video < 1:
             raise ValueError(f"max_crops_per_video must be >= 1, got {self.max_crops_per_video}")
-        if self.crop_margin < 1.0:
-            raise ValueError(f"crop_margin must be >= 1, got {self.crop_margin}")
+        if not 0.5 <= self.crop_margin <= 4.0:
+            raise ValueError(f"crop_margin must be in [0.5, 4], got {self.crop_margin}")
         if not 0.0 <= self.clip_min < self.clip_max <= 1.0:
             raise ValueError(f"need 0 <= clip_min < clip_max <= 1, got {self.clip_min}, {self.clip_max}")
         if not self.video_timeout > 0:
@@ -204,6 +206,13 @@ PRESETS.add("dfdc-1st", Preset(
 ))
 
 
+PRESETS.add("deepfake-faces", Preset(
+    "for models trained on Kaggle's deepfake-faces crops (the starter detector): the seed's frames and mean, each crop cut "
+    "as those crops were (a square 0.90 x the MTCNN box's longer side, centred 0.043 of its side below the box's centre)",
+    {"crop_geometry": "deepfake-faces", "crop_margin": 0.90},
+))
+
+
 def preset_config(name: str) -> InferenceConfig:
     """The configuration of preset ``name``; an unknown name lists the known ones."""
     return PRESETS.get(name).config()
@@ -212,15 +221,29 @@ def preset_config(name: str) -> InferenceConfig:
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--preset`` and the ``InferenceConfig`` flags, shared by every command that runs the pipeline."""
     listing = "; ".join(f"{name}: {PRESETS.get(name).summary}" for name in PRESETS)
-    parser.add_argument("--preset", default="seed", metavar="NAME",
-                        help=f"named bundle of inference settings that the flags below override (default: seed). {listing}")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help="named bundle of inference settings that the flags below override (default: the one the checkpoints "
+                             f"were trained for, recorded in their meta, else seed). {listing}")
     add_dataclass_arguments(parser, InferenceConfig, "inference settings")
 
 
-def config_from_args(args: argparse.Namespace, base: InferenceConfig | None = None) -> InferenceConfig:
-    """``base`` (default: the ``--preset``'s, else the defaults) with every inference flag the user did set."""
+def chosen_preset(args: argparse.Namespace, trained_for: Callable[[], Sequence[str | None]] = tuple) -> str:
+    """``--preset`` when given; else the preset the checkpoints were trained for (``trained_for()``, e.g. reading
+    ``models.checkpoint_presets``, called only then; they must agree); else ``seed``. A model trained on crops of one
+    framing must be shown crops of that framing."""
+    if getattr(args, "preset", None):
+        return args.preset
+    named = sorted({name for name in trained_for() if name})
+    if len(named) > 1:
+        raise ValueError(f"the checkpoints were trained for different presets ({', '.join(named)}): pass --preset NAME")
+    return named[0] if named else "seed"
+
+
+def config_from_args(args: argparse.Namespace, base: InferenceConfig | None = None,
+                     trained_for: Callable[[], Sequence[str | None]] = tuple) -> InferenceConfig:
+    """``base`` (default: the ``chosen_preset``'s) with every inference flag the user did set."""
     if base is None:
-        base = preset_config(getattr(args, "preset", None) or "seed")
+        base = preset_config(chosen_preset(args, trained_for))
     return dataclass_from_args(InferenceConfig, args, base)
 
 

@@ -114,6 +114,12 @@ def read_checkpoint(path: Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
     return spec, payload["state_dict"]
 
 
+def checkpoint_presets(paths: Sequence[Path]) -> list[str | None]:
+    """The inference preset each checkpoint was trained for (its meta's ``preset``: a model trained on deepfake-faces
+    crops names ``deepfake-faces``), None where it names none."""
+    return [read_checkpoint(path)[0].meta.get("preset") for path in paths]
+
+
 def load_model(path: Path) -> tuple[torch.nn.Module, ModelSpec]:
     """Rebuild the network of a checkpoint on the CPU, in eval mode, with its weights (fp32)."""
     spec, state_dict = read_checkpoint(path)

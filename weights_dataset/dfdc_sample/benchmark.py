@@ -53,7 +53,7 @@ from dfdc_infer.config import InferenceConfig, add_config_arguments, config_from
 from dfdc_infer.cropping import crop_frames
 from dfdc_infer.device import resolve_device
 from dfdc_infer.face_detection import create_detector
-from dfdc_infer.models import Ensemble, init_checkpoint
+from dfdc_infer.models import Ensemble, checkpoint_presets, init_checkpoint
 from dfdc_infer.face_tracking import FaceTracker
 from dfdc_infer.pipeline import Span, VideoScorer
 from dfdc_infer.video_reading import AUTO_READERS, READERS, FrameReader, FrameSampling, ReaderUnavailable, choose_reader, create_reader
@@ -324,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     args.out.mkdir(parents=True, exist_ok=True)
     try:
-        report = measure(args, config_from_args(args))
+        report = measure(args, config_from_args(args, trained_for=lambda: checkpoint_presets(args.checkpoint or [])))
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

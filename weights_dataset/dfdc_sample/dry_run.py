@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"generated {args.videos} sample videos in {data / 'test_videos'}; {who}")
         output = args.workdir / "submission.csv"
         report = None if args.no_report else args.report or args.workdir / "report"
-        run_submission(config_from_args(args), data / "test_videos", data / "sample_submission.csv", checkpoints, output,
+        config = config_from_args(args, trained_for=lambda: [meta.get("preset") for meta in metas])
+        run_submission(config, data / "test_videos", data / "sample_submission.csv", checkpoints, output,
                        report=report)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)

@@ -18,8 +18,10 @@ Batch-level mixing (``random_merge``, ``mixup``) runs after the per-crop steps i
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
@@ -27,7 +29,8 @@ import torch
 
 from dfdc_infer.registry import Registry
 
-from .config import TrainConfig
+if TYPE_CHECKING:  # config validates recipe names against RECIPES, so it imports this module, not the other way
+    from .config import TrainConfig
 
 Recipe = Callable[[np.ndarray, "AugmentParams", np.ndarray, int], np.ndarray]
 """(crop, the group's seed-recipe draws, the face's five (5, 2) landmarks in the crop, the group's seed) -> augmented crop."""
@@ -165,14 +168,27 @@ def landmark_cutout(image: np.ndarray, landmarks: np.ndarray, part: int) -> np.n
     return out
 
 
+@contextmanager
+def environment_variable(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` inside the block only (a variable the user set keeps the user's value)."""
+    before = os.environ.get(name)
+    os.environ.setdefault(name, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+
+
 def heavy_pipeline(size: int) -> Any:
     """The 1st place's recipe as an albumentations ``Compose`` ending at ``size`` x ``size``.
 
     Imported here, not at module level: albumentations is a training-only dependency, and its
-    update check is switched off (no network on training machines either).
+    import-time update check is switched off for that import only (no network on training machines
+    either; the process's environment is left as it was).
     """
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    import albumentations as A
+    with environment_variable("NO_ALBUMENTATIONS_UPDATE", "1"):
+        import albumentations as A
 
     return A.Compose([
         A.ImageCompression(quality_range=(60, 100), p=0.5),

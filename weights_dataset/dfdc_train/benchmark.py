@@ -4,6 +4,7 @@
     python -m dfdc_train.benchmark extract [--work runs/bench-extract]   extraction per stage, with and without box reuse; disk
     python -m dfdc_train.benchmark loader  CROPS... [--workers 0,1,2]    training images/s of the data loader at input 380
     python -m dfdc_train.benchmark step    [--models efficientnet_lite0@96,...]  training crops/s and peak memory of the network step
+    python -m dfdc_train.benchmark loop    CROPS [--model efficientnet_lite0@128]  our training loop beside a bare timm loop, crops/s
 
 Everything runs on generated data (``dfdc_sample``, ``dfdc_fakes``), so the figures can be
 reproduced anywhere; each prints its results and writes them as JSON into ``--work``. Timings are
@@ -272,6 +273,102 @@ def benchmark_steps(models: list[str], batch: int, steps: int, device_name: str,
     return results
 
 
+def bare_loop(paths: list[Path], arch: str, input_size: int, batch: int, workers: int, pretrained: str) -> float:
+    """Crops/s of the plainest fine-tuning loop on the same crops: JPEG decode, resize, flip, AdamW, BCE, one-cycle.
+
+    The yardstick for ``train_epoch``: what a competitor's bare timm script reaches on this machine. It uses
+    the same start (``build_model``) and the same data-loading worker count; only the training machinery differs.
+    """
+    import cv2
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    from dfdc_infer.models import preprocess
+
+    from .config import TrainConfig
+    from .data import load_crop, single_threaded_opencv, to_input_size
+    from .train import build_model
+
+    class Crops(Dataset):
+        def __len__(self) -> int:
+            return len(paths)
+
+        def __getitem__(self, index: int) -> tuple[torch.Tensor, float]:
+            image = to_input_size(load_crop(paths[index]), input_size)
+            if index % 2:
+                image = cv2.flip(image, 1)
+            return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0), float(index % 2)
+
+    model, spec = build_model(TrainConfig(pretrained=pretrained, arch=arch, input_size=input_size))
+    model.train()
+    loader = DataLoader(Crops(), batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=len(loader))
+    with single_threaded_opencv():
+        started, crops = time.perf_counter(), 0
+        for images, labels in loader:
+            logits = model(preprocess(images, spec)).view(-1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            crops += len(images)
+        return crops / (time.perf_counter() - started)
+
+
+def our_loop(crops_dir: Path, arch: str, input_size: int, batch: int, steps: int, workers: int, pretrained: str,
+             flags: dict) -> tuple[float, list[Path]]:
+    """Crops/s of ``train.train_epoch`` (pairs sampler, the seed's augmentations, ``flags`` on top) over ``steps`` batches,
+    and the crop files it used (for the bare loop)."""
+    from dataclasses import replace
+
+    import torch
+
+    from .config import TrainConfig
+    from .data import single_threaded_opencv, torch_threads
+    from .sampling import Pairing
+    from .schedule import build_optimizer, build_scheduler
+    from .train import build_model, load_data, train_epoch
+    from .distributed import Distributed
+
+    config = TrainConfig(pretrained=pretrained, arch=arch, input_size=input_size, originals_per_batch=batch // 2, workers=workers,
+                         epochs=1, **flags)
+    data = load_data(crops_dir, config)
+    usable = data.pairing.usable(config.sampler)[: steps * config.originals_per_batch]
+    data = replace(data, pairing=Pairing(tuple(usable), 0, 0))
+    model, spec = build_model(config)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, steps)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    train_crops = data.splits["train"].crops
+    rows = [row for original in usable for row in (*original.crops.values(), *next(iter(original.fakes.values())).values())]
+    with single_threaded_opencv(), torch_threads(torch.get_num_threads()):
+        started = time.perf_counter()
+        train_epoch(model, spec, data, config, 0, optimizer, scheduler, scaler, torch.device("cpu"), Distributed())
+        seconds = time.perf_counter() - started
+    return steps * batch / seconds, [Path(crops_dir) / train_crops["path"].iloc[row] for row in rows]
+
+
+def benchmark_loop(crops_dir: Path, model: str, batch: int, steps: int, workers: int, threads: int, pretrained: str,
+                   rounds: int, flags: dict) -> dict[str, float]:
+    """``our_loop`` and ``bare_loop`` side by side, alternating, ``rounds`` times each; medians and their ratio."""
+    import torch
+
+    arch, size = model.split("@")
+    torch.set_num_threads(threads)
+    ours, bare = [], []
+    for _ in range(rounds):
+        rate, paths = our_loop(crops_dir, arch, int(size), batch, steps, workers, pretrained, flags)
+        ours.append(rate)
+        bare.append(bare_loop(paths, arch, int(size), batch, workers, pretrained))
+        log.info("our loop %.1f crops/s, bare timm loop %.1f crops/s", ours[-1], bare[-1])
+    result = {"ours_crops_per_s": round(statistics.median(ours), 1), "bare_crops_per_s": round(statistics.median(bare), 1)}
+    return {**result, "ratio": round(result["ours_crops_per_s"] / result["bare_crops_per_s"], 3), "model": model, "batch": batch,
+            "steps": steps, "workers": workers, "threads": threads, "rounds": rounds, "ours": ours, "bare": bare, "flags": flags,
+            "load": round(os.getloadavg()[0], 1)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dfdc_train.benchmark", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -304,6 +401,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     step.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     step.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     step.add_argument("--work", type=Path, default=Path("runs/bench-step"))
+    loop = commands.add_parser("loop", help="crops/s of our training loop beside a bare timm loop on the same crops")
+    loop.add_argument("crops", type=Path, help="an extraction output or a deepfake-faces folder")
+    loop.add_argument("--model", default="efficientnet_lite0@128", help="arch@input_size")
+    loop.add_argument("--pretrained", default="none", help="starting weights (TrainConfig.pretrained; the speed is the same)")
+    loop.add_argument("--batch", type=int, default=32, help="crops per step")
+    loop.add_argument("--steps", type=int, default=30, help="timed steps per loop")
+    loop.add_argument("--workers", type=int, default=2)
+    loop.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    loop.add_argument("--rounds", type=int, default=3, help="alternating runs of both loops (medians)")
+    loop.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="a TrainConfig value for our loop (e.g. --set crappify_prob=0); repeatable")
+    loop.add_argument("--work", type=Path, default=Path("runs/bench-loop"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -317,6 +426,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         results = benchmark_steps(args.models.split(","), args.batch, args.steps, device, args.threads)
+    elif args.command == "loop":
+        flags = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
+        results = benchmark_loop(args.crops, args.model, args.batch, args.steps, args.workers, args.threads, args.pretrained,
+                                 args.rounds, flags)
     else:
         results = benchmark_loader(args.crops, [int(n) for n in args.workers.split(",")], args.augmentations.split(","),
                                    args.input_size, args.batches, args.originals_per_batch)

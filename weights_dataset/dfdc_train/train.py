@@ -4,7 +4,8 @@
         [--sampler pairs|all-fakes|synthetic] [--test-identities A,B] [--test-methods M] [--resume OUT/last.pt] [any TrainConfig flag]
     torchrun --nproc_per_node 2 -m dfdc_train.train CROPS OUT ...      (DistributedDataParallel)
 
-CROPS is an extraction output (``python -m dfdc_train.extract``). Each epoch shows every original
+CROPS is an extraction output (``python -m dfdc_train.extract``) or a folder of ready crops in the
+layout of Kaggle's "deepfake-faces" set (``faces_folder``: split by original through pseudo-chunks). Each epoch shows every original
 of the training chunks once next to a fake of it, then scores the validation chunks per crop and
 per video (clipped logloss, AUC). OUT receives ``last.pt`` and ``best.pt`` (lowest validation
 logloss per video; the packaging format, ready for ``build_submission.py``), their
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -49,6 +51,7 @@ from .crop_index import read_index, read_settings
 from .data import TrainBatches, single_threaded_opencv, torch_threads
 from .distributed import Distributed
 from .evaluation import evaluate, predict_logits, slice_table, write_slice_table
+from .faces_folder import is_faces_folder, read_faces_folder
 from .history import format_table, write_history
 from .layout import DataError
 from .losses import loss_for_epoch
@@ -108,10 +111,18 @@ def synthetic_methods(config: TrainConfig) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
-    """Read the extraction output, split it (chunks, identities, methods) and pair the training originals with their fakes."""
+def read_crops(crops_dir: Path, layout: str = "auto") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """``(crops, videos, settings)`` of an extraction output or a deepfake-faces folder (``layout`` auto: whichever it is)."""
+    if layout == "deepfake-faces" or (layout == "auto" and is_faces_folder(crops_dir)):
+        folder = read_faces_folder(crops_dir)
+        return folder.crops, folder.videos, folder.settings
     crops, videos = read_index(crops_dir)
-    settings = read_settings(crops_dir)
+    return crops, videos, read_settings(crops_dir)
+
+
+def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
+    """Read the crops, split them (chunks, identities, methods) and pair the training originals with their fakes."""
+    crops, videos, settings = read_crops(crops_dir, config.layout)
     splits = split_by_chunk(crops, videos, config)
     pairing = build_pairing(splits["train"].crops)
     methods = synthetic_methods(config)
@@ -195,7 +206,7 @@ def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | No
     out_dir.mkdir(parents=True, exist_ok=True)
     device = context.device(config.device)
     model, spec = build_model(config)
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
     board = TensorBoardLog(config.tensorboard) if config.tensorboard and context.is_main else None
     batches = math.ceil(len(data.pairing.usable(config.sampler)) / config.originals_per_batch)
@@ -257,6 +268,8 @@ def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: T
     losses, targets, probabilities = [], [], []
     for images, labels in loader:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        if config.channels_last:  # otherwise as the loader made them (their strides decide the rounding, so older runs stay exact)
+            images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             logits = network(preprocess(images, spec)).view(-1)
         loss = loss_fn(logits.float(), labels)
@@ -306,6 +319,8 @@ def with_meta(spec: ModelSpec, config: TrainConfig, data: TrainingData, history:
     metrics = {name: value for name, value in history[-1].items() if name.startswith(("val_", "train_"))}
     meta = {**spec.meta, "trained": True, "epoch": history[-1]["epoch"], "metrics": metrics,
             "train_config": config.to_dict(), "extraction": data.settings, "history": history}
+    if "preset" in data.settings:  # the inference preset that cuts faces as these crops were cut (``predict`` uses it)
+        meta["preset"] = data.settings["preset"]
     return ModelSpec(spec.arch, spec.input_size, spec.mean, spec.std, meta)
 
 

@@ -1,0 +1,1 @@
+"""Development tools over the other packages: the starter-model builder (development only, never packed)."""

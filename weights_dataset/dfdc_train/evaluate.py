@@ -1,0 +1,151 @@
+"""Score a folder of face crops with checkpoints, exactly as the kernel scores a crop, and report the figures.
+
+    python -m dfdc_train.evaluate CHECKPOINT [CHECKPOINT ...] FOLDER [--out scores.csv] [--chunks 45-49] [--limit N]
+
+FOLDER is a deepfake-faces folder (``faces_folder``) or an extraction output. Each crop is resized to
+the model's input with the kernel's own resampling and scored by ``dfdc_infer.models.Ensemble``
+(the checkpoint's normalisation and temperature; several checkpoints: the mean over models, as the
+kernel's ensemble), so the figures are those the kernel would give these crops. Writes
+``videoname,label,p_fake`` (one row per crop) and prints:
+
+- AUC;
+- logloss, each probability clipped to [0.01, 0.99] (the competition's, as the kernel clips);
+- balanced logloss: the mean of the REAL crops' and the FAKE crops' loglosses. DFDC is 83% fake, so
+  the plain logloss flatters a model that leans to FAKE; the balanced one does not.
+
+``--chunks`` keeps the crops of those (pseudo-)chunks only: the split a training run held out (its
+test chunks are in the checkpoint's ``train_config``). An unreadable image is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
+from dfdc_infer.config import InferenceConfig
+from dfdc_infer.cropping import resize_square
+from dfdc_infer.models import Ensemble
+from dfdc_infer.progress import ProgressLine
+
+from .layout import parse_chunk_spec
+from .metrics import clipped_logloss, roc_auc
+from .train import read_crops
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256
+"""Crops decoded and scored together (bounded memory for 95,634 crops)."""
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What ``evaluate`` prints about a crop set's scores."""
+
+    crops: int
+    real: int
+    fake: int
+    auc: float
+    logloss: float
+    balanced_logloss: float
+    skipped: int = 0
+
+    def describe(self) -> str:
+        skipped = f", {self.skipped} unreadable skipped" if self.skipped else ""
+        return (f"{self.crops} crops ({self.real} REAL, {self.fake} FAKE{skipped}): AUC {self.auc:.4f}, logloss {self.logloss:.4f} "
+                f"(clipped to [{InferenceConfig.clip_min}, {InferenceConfig.clip_max}]), balanced logloss {self.balanced_logloss:.4f}")
+
+
+def figures(labels: np.ndarray, scores: np.ndarray, clip_min: float = InferenceConfig.clip_min,
+            clip_max: float = InferenceConfig.clip_max) -> Figures:
+    """AUC, clipped logloss and balanced logloss (mean over the two classes) of P(fake) ``scores`` for 0/1 ``labels``."""
+    labels = np.asarray(labels, np.float64)
+    real, fake = labels == 0, labels == 1
+    halves = [clipped_logloss(labels[part], scores[part], clip_min, clip_max) for part in (real, fake) if part.any()]
+    return Figures(len(labels), int(real.sum()), int(fake.sum()), roc_auc(labels, scores) if real.any() and fake.any() else float("nan"),
+                   clipped_logloss(labels, scores, clip_min, clip_max), float(np.mean(halves)))
+
+
+def decode(path: Path, size: int) -> np.ndarray | None:
+    """A crop file at the model's input size (RGB uint8), or None when it cannot be decoded."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    return resize_square(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size)
+
+
+def score_crops(ensemble: Ensemble, folder: Path, paths: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """P(fake) per crop file (the mean over the ensemble's models); NaN for a file that cannot be decoded."""
+    scores = np.full(len(paths), np.nan, np.float32)
+    progress = ProgressLine(len(paths), unit="crops", every_seconds=30)
+    with ThreadPoolExecutor(2) as pool:
+        for start in range(0, len(paths), CHUNK):
+            images = list(pool.map(lambda path: decode(Path(folder) / path, ensemble.crop_size), paths[start:start + CHUNK]))
+            good = [position for position, image in enumerate(images) if image is not None]
+            if good:
+                predicted = ensemble.predict(np.stack([images[position] for position in good]), batch_size).mean(axis=0)
+                scores[start + np.array(good)] = predicted
+            progress.advance(len(images))
+    return scores
+
+
+def evaluate_folder(checkpoints: Sequence[Path], folder: Path, chunks: str | None = None, limit: int | None = None,
+                    seed: int = 0) -> tuple[pd.DataFrame, Figures]:
+    """The scores table (``videoname,label,p_fake``) and figures of the crops of ``folder`` (optionally only ``chunks``;
+    ``limit``: a random sample of that many, drawn with ``seed``)."""
+    crops, _, _ = read_crops(folder)
+    if chunks:
+        crops = crops[crops["chunk"].isin(parse_chunk_spec(chunks))]
+    if limit is not None and limit < len(crops):
+        crops = crops.iloc[np.sort(np.random.default_rng(seed).permutation(len(crops))[:limit])]
+    if crops.empty:
+        raise ValueError(f"{folder}: no crops to score{f' in chunks {chunks}' if chunks else ''}")
+    ensemble = Ensemble.load(checkpoints, torch.device("cpu"))
+    log.info("scoring %d crops of %s with %s", len(crops), folder, ", ".join(f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs))
+    scores = score_crops(ensemble, folder, crops["path"].tolist())
+    readable = ~np.isnan(scores)
+    if not readable.all():
+        log.warning("skipped %d crops whose image could not be decoded, e.g. %s", int((~readable).sum()),
+                    crops["path"].iloc[int(np.argmin(readable))])
+    table = pd.DataFrame({"videoname": crops["video"].to_numpy()[readable], "label": crops["label"].to_numpy()[readable],
+                          "p_fake": scores[readable]})
+    result = figures((table["label"] == "FAKE").to_numpy(), table["p_fake"].to_numpy())
+    return table, Figures(**{**result.__dict__, "skipped": int((~readable).sum())})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfdc_train.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", type=Path, nargs="+", metavar="CHECKPOINT ... FOLDER",
+                        help="one or more checkpoints, then the crop folder (deepfake-faces layout or an extraction output)")
+    parser.add_argument("--out", type=Path, default=Path("scores.csv"), help="the per-crop scores (default: scores.csv)")
+    parser.add_argument("--chunks", default=None, metavar="SPEC", help="only the crops of these (pseudo-)chunks, e.g. 45-49")
+    parser.add_argument("--limit", type=int, default=None, help="score a random sample of this many crops")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if len(args.paths) < 2:
+        parser.error("give at least one CHECKPOINT and the FOLDER")
+    try:
+        table, result = evaluate_folder(args.paths[:-1], args.paths[-1], args.chunks, args.limit, args.seed)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False, float_format="%.6f")
+    print(result.describe())
+    print(f"wrote {args.out} ({len(table)} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
