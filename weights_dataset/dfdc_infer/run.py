@@ -59,9 +59,10 @@ def run_submission(
     guard = BudgetGuard(config.budget_hours * 3600, config.budget_margin_hours * 3600, clock=clock)
     scorer = VideoScorer(config, detector, ensemble, guard, evidence=page is not None)
     log.info(
-        "scoring %d videos from %s on %s: %d model(s) %s, detector %s, reader %s",
+        "scoring %d videos from %s on %s: %d model(s) %s, detector %s, reader %s, crops %s x%.2f, %s",
         len(todo), video_dir, device, len(ensemble.models),
         ", ".join(f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs), config.detector, scorer.config.reader,
+        config.crop_geometry, config.crop_margin, config.aggregation,
     )
     labels = {name: result.label for name, result in done.items()}
     progress.open(done)

