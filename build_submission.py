@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         build(args)
-    except (BuildError, ValueError) as error:
+    except (BuildError, ValueError, FileNotFoundError, CheckpointError) as error:  # the last two: reading a preset from a checkpoint
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     return 0
