@@ -355,7 +355,10 @@ def test_dry_run_scores_people_the_demo_model_never_saw(tmp_path: Path, capsys: 
     from dfdc_sample import dry_run
 
     package = dry_run.DEMO_CHECKPOINT.parent.parent
-    assert sorted(package.rglob("*.pt")) == [dry_run.DEMO_CHECKPOINT] and dry_run.DEMO_CHECKPOINT.stat().st_size <= 10 * 2**20
+    from dfdc_tools.starter_model import STARTER_CHECKPOINT
+
+    committed = sorted(package.rglob("*.pt"))  # the demo model and the starter detector, nothing else, each at most 10 MB
+    assert committed == sorted([dry_run.DEMO_CHECKPOINT, STARTER_CHECKPOINT]) and all(p.stat().st_size <= 10 * 2**20 for p in committed)
     meta = read_checkpoint(dry_run.DEMO_CHECKPOINT)[0].meta
     assert meta["trained"] and 0.25 <= meta["temperature"] <= 8
     assert dry_run.main(["--workdir", str(tmp_path), "--videos", "6", "--frame-step", "20"]) == 0
