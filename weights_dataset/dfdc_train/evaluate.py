@@ -23,7 +23,7 @@ import argparse
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -120,7 +120,7 @@ def evaluate_folder(checkpoints: Sequence[Path], folder: Path, chunks: str | Non
     table = pd.DataFrame({"videoname": crops["video"].to_numpy()[readable], "label": crops["label"].to_numpy()[readable],
                           "p_fake": scores[readable]})
     result = figures((table["label"] == "FAKE").to_numpy(), table["p_fake"].to_numpy())
-    return table, Figures(**{**result.__dict__, "skipped": int((~readable).sum())})
+    return table, replace(result, skipped=int((~readable).sum()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

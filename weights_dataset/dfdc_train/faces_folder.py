@@ -119,11 +119,8 @@ def read_metadata(folder: Path) -> pd.DataFrame:
     return table
 
 
-def read_faces_folder(folder: Path, groups: dict[str, str] | None = None) -> FacesFolder:
-    """The crops and videos of a deepfake-faces folder as crop-index tables (see the module docstring).
-
-    ``groups`` maps an original's name to the group it is split with (e.g. a person); default: itself.
-    """
+def read_faces_folder(folder: Path) -> FacesFolder:
+    """The crops and videos of a deepfake-faces folder as crop-index tables (see the module docstring)."""
     folder = Path(folder)
     table = read_metadata(folder)
     images = image_folder(folder)
@@ -139,8 +136,7 @@ def read_faces_folder(folder: Path, groups: dict[str, str] | None = None) -> Fac
     if orphans:
         log.info("%s: %d FAKE crops whose original has no crop here: scored, never paired in training", folder, orphans)
     original = [name if label == "FAKE" else None for name, label in zip(kept["original"], kept["label"])]
-    group = [(groups or {}).get(source or video, source or video) for source, video in zip(original, kept["videoname"])]
-    chunk = [group_chunk(name) for name in group]
+    chunk = [group_chunk(source or video) for source, video in zip(original, kept["videoname"])]
     side = 224  # the crop region's side; the face box is in its pixels (a crop of another size scales with it)
     x1, y1, x2, y2 = (side * value for value in FACE_BOX)
     crops = pd.DataFrame({
@@ -148,12 +144,10 @@ def read_faces_folder(folder: Path, groups: dict[str, str] | None = None) -> Fac
         "frame": 0, "face": 0, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": 1.0,
         "crop_x1": 0, "crop_y1": 0, "crop_x2": side, "crop_y2": side,
         "path": [path for path, reason in zip(paths, reasons) if reason == ""], "mask": "", "landmarks": ""})
-    crops["group"] = group
     assert list(crops.columns[:len(CROP_COLUMNS)]) == CROP_COLUMNS
     videos = pd.DataFrame({"video": crops["video"], "label": crops["label"], "original": original, "chunk": chunk, "status": "ok",
                            "reason": "", "crops": 1, "width": 0, "height": 0, "frames": 0, "boxes_from": "", "boxes_note": ""})
     assert list(videos.columns) == VIDEO_COLUMNS
-    videos["group"] = group
     settings = {"layout": "deepfake-faces", "folder": folder.name, "crops": int(len(crops)), "skipped": skipped,
                 "crop_geometry": "deepfake-faces", "crop_margin": DEEPFAKE_FACES_FRAMING["margin"], "preset": "deepfake-faces"}
     log.info("%s: %d crops of %d originals and %d fakes (deepfake-faces layout)%s", folder, len(crops),
