@@ -95,7 +95,7 @@ def test_slow_run_cuts_frames_then_models_then_falls_back_in_time(
     assert decisions[1] == "budget: sampling 4 frames per video instead of 7"
     assert decisions[2].startswith("budget: dropping the slowest model, tf_efficientnet_b0@")
     assert decisions[3].startswith("budget: out of time, ") and decisions[-1].endswith("videos get 0.50 without being scored")
-    assert len(ensemble.models) == 1
+    assert len(scorer.state.snapshot().ensemble.models) == 1 and len(ensemble.models) == 2, "the run's models; the loaded ensemble is left whole"
     late = [result for result in results if result.status == "out_of_time"]
     assert late and all(result.label == 0.5 for result in late)
     assert scorer.stats.counts["out_of_time"] == len(late)

@@ -102,7 +102,6 @@ def gpu_and_cpu_differ(path: Path, sampling: FrameSampling, reader=None) -> str 
 
 
 def test_nvdec_is_chosen_and_gives_the_cpu_readers_frames(hd_videos: Path, small_videos: dict[str, Path]) -> None:
-    choose_reader.cache_clear()
     assert choose_reader("auto") == "nvdec", "CUDA is here, so auto must decode on the GPU (is PyNvVideoCodec installed?)"
     path = face_videos(hd_videos)[0]
     sample = create_reader("nvdec").read(path, FrameSampling.of(CONFIG))
@@ -179,7 +178,6 @@ def test_a_two_model_fp16_ensemble_on_cuda_matches_fp32_on_the_cpu(hd_videos: Pa
 
 def run_both(config: InferenceConfig, videos: Path, sample: Path, models: list[Path], out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The submission scored on CUDA (``auto``: nvdec) and on the CPU (PyAV), rows in sample order."""
-    choose_reader.cache_clear()
     run_submission(config, videos, sample, models, out / "gpu.csv")
     run_submission(config.updated({"device": "cpu", "reader": "pyav"}), videos, sample, models, out / "cpu.csv")
     return pd.read_csv(out / "gpu.csv"), pd.read_csv(out / "cpu.csv")

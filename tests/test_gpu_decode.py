@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -43,14 +42,6 @@ def a_face_video(data: Path) -> Path:
     return data / "test_videos" / next(name for name, frames in sorted(faces.items()) if all(frames))
 
 
-@pytest.fixture(autouse=True)
-def fresh_choice() -> Iterator[None]:
-    """The reader choice is made once per process; each test starts without it."""
-    choose_reader.cache_clear()
-    yield
-    choose_reader.cache_clear()
-
-
 class TensorDecord:
     """Stands in for ``nvdec`` on a CPU machine: decord's frames, handed on as a torch tensor."""
 
@@ -73,7 +64,6 @@ def test_auto_and_nvdec_fall_back_to_decord_without_cuda_and_say_why(caplog: pyt
     with caplog.at_level(logging.INFO, logger="dfdc_infer.video_reading"):
         assert choose_reader("auto") == "pyav"
         assert choose_reader("nvdec") == "pyav"
-        assert choose_reader("auto") == "pyav", "asked again (read_video asks per video): no new log line"
     messages = [(record.levelname, record.message) for record in caplog.records]
     reason = "GPU decode off (no CUDA device); decoding with pyav on the CPU"
     assert messages == [("INFO", reason), ("WARNING", reason)], "auto is quiet about it, an explicit nvdec warns"
@@ -83,10 +73,14 @@ def test_auto_and_nvdec_fall_back_to_decord_without_cuda_and_say_why(caplog: pyt
 
 
 @pytest.mark.skipif(CUDA, reason="checks the no-CUDA fallback")
-def test_a_run_asking_for_nvdec_without_cuda_still_scores_every_video(sample_data: Path, checkpoint: Path, tmp_path: Path) -> None:
+def test_a_run_asking_for_nvdec_without_cuda_still_scores_every_video(sample_data: Path, checkpoint: Path, tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
     config = InferenceConfig(reader="nvdec")
-    stats = run_submission(config, sample_data / "test_videos", sample_data / "sample_submission.csv", [checkpoint], tmp_path / "s.csv")
+    with caplog.at_level(logging.WARNING):
+        stats = run_submission(config, sample_data / "test_videos", sample_data / "sample_submission.csv", [checkpoint], tmp_path / "s.csv")
     assert stats.counts["scored"] == 7 and stats.counts["failed"] == 0
+    choices = [record.message for record in caplog.records if record.name == "dfdc_infer.video_reading"]
+    assert choices == ["GPU decode off (no CUDA device); decoding with pyav on the CPU"], "chosen once per run, not per video"
 
 
 @pytest.mark.parametrize("rotation", [0, 90, 180, 270])

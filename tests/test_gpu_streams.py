@@ -21,7 +21,7 @@ from dfdc_infer.config import InferenceConfig
 from dfdc_infer.face_detection import create_detector
 from dfdc_infer.models import Ensemble
 from dfdc_infer.streams import GpuTimeline, HandOff
-from dfdc_infer.video_reading import READERS, FrameSampling, SampledFrames, choose_reader, create_reader
+from dfdc_infer.video_reading import READERS, FrameSampling, SampledFrames, create_reader
 
 
 class FakeEvent:
@@ -116,17 +116,15 @@ def test_the_pipeline_hands_decoded_frames_to_detection_then_classifies_on_its_o
             return SampledFrames(torch.from_numpy(sample.frames), sample.indices, sample.total_frames, "nvdec", ready=ready)
 
     monkeypatch.setitem(READERS, "nvdec", HandingOff)
-    choose_reader.cache_clear()
     detector, ensemble = create_detector(InferenceConfig()), Ensemble.load([checkpoint], torch.device("cpu"))
     detect, predict = detector.detect, ensemble.predict
     monkeypatch.setattr(detector, "detect", lambda *args, **kwargs: journal.append("detect") or detect(*args, **kwargs))
     monkeypatch.setattr(ensemble, "predict", lambda *args: journal.append("classify") or predict(*args))
     scorer = pipeline.VideoScorer(InferenceConfig(reader="nvdec", decode_workers=1, detect_every=1), detector, ensemble)
-    monkeypatch.setattr(scorer, "_check_gpu_reader", lambda *args: None)
+    monkeypatch.setattr(scorer.state, "check_gpu_reader", lambda *args: None)
     faces = json.loads((sample_data / "faces.json").read_text())
     name = next(name for name, frames in sorted(faces.items()) if all(frames))
     results = list(scorer.score(sample_data / "test_videos", [name]))
-    choose_reader.cache_clear()
     assert results[0].status == "scored"
     until_detect = journal[: journal.index("sync detect") + 1]
     assert until_detect[:4] == [f"decode {name}", "record decode@1", "detect waits decode@1", "frames kept for detect"]

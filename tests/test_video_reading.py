@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dfdc_infer.config import InferenceConfig
-from dfdc_infer.video_reading import (READERS, CPU_READERS, FrameSampling, ReaderUnavailable, SampledFrames, VideoReadError, choose_reader,
+from dfdc_infer.video_reading import (READERS, CPU_READERS, FrameSampling, ReaderUnavailable, SampledFrames, VideoReadError,
                                       create_reader, read_video)
 from dfdc_sample.generate import write_video
 
@@ -171,12 +171,8 @@ def test_a_missing_decord_is_an_unavailable_reader_and_the_next_one_reads(
     monkeypatch.setitem(sys.modules, "decord", None)  # import decord now raises ImportError, as on a machine without it
     with pytest.raises(ReaderUnavailable, match=r"^decord is not installed \(import of decord halted"):
         create_reader("decord")
-    choose_reader.cache_clear()  # decided once per process: decide again on this machine without decord
-    try:
-        with caplog.at_level(logging.WARNING, logger="dfdc_infer.video_reading"):
-            sample = read_video(videos["plain"], InferenceConfig(reader="decord"))
-    finally:
-        choose_reader.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="dfdc_infer.video_reading"):
+        sample = read_video(videos["plain"], InferenceConfig(reader="decord"))
     assert sample.backend == "opencv" and [frame_number(frame) for frame in sample.frames] == [0, 10, 20]
     assert "decord off (decord is not installed (import of decord halted; None in sys.modules)); decoding with opencv" in caplog.text
 

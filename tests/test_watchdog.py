@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import shutil
 import threading
@@ -19,7 +20,10 @@ from dfdc_infer.run import run_submission
 from dfdc_infer.video_reading import READERS, FrameSampling, OpenCVReader, SampledFrames, choose_reader, read_video
 from dfdc_infer.watchdog import DaemonPool, VideoTimeout, WorkClock, call_with_timeout, wait_for
 from dfdc_sample.dry_run import DEMO_CHECKPOINT
-from dfdc_sample.generate import write_video
+from dfdc_sample.generate import generate_dataset, write_video
+from dfdc_train.config import ExtractConfig
+from dfdc_train.crop_index import read_index
+from dfdc_train.extract import extract
 
 TIMEOUT = 2.0
 """Short for the test, yet far above what a good video takes here: OpenCV decodes 3 frames, the stand-in detector
@@ -63,7 +67,6 @@ def stuck_backends(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     RELEASE.set()
     STUCK_FILES.clear()
-    choose_reader.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +132,35 @@ def test_three_timeouts_of_a_reader_move_the_run_to_the_next_one(videos: Path, t
     assert f"watchdog: 3 videos timed out decoding with stuck-test; the rest of the run decodes with {after}" in caplog.text
     # stuck4 hangs only in the stuck reader: read by the next one, it is scored
     assert statuses == {**dict.fromkeys(good, "scored"), "stuck4.mp4": "scored", **dict.fromkeys(names[:2] + names[3:4], "timeout")}
+
+
+def test_an_extraction_gives_up_on_a_stuck_reader_and_a_stuck_detector_and_a_rerun_retries_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = generate_dataset(tmp_path / "data", layout="train", videos=5, frames=20, seed=5)
+    chunk = root / "dfdc_train_part_0"
+    entries = json.loads((chunk / "metadata.json").read_text())
+    fakes = {name: entry["original"] for name, entry in entries.items() if entry["label"] == "FAKE"}
+    (stuck_fake, stuck), (hang, _) = sorted(fakes.items())  # a fake's original whose reader never returns, another fake
+    STUCK_FILES.add(stuck)
+    frames = read_video(chunk / hang, InferenceConfig(frame_step=1, reader="opencv")).frames
+    write_video(chunk / hang, np.stack([frame[::2, ::2] for frame in frames]))  # its own boxes, on which the detector hangs
+    config = ExtractConfig(crop_size=64, image_format="png",
+                           inference=InferenceConfig(reader="stuck-test", detector="centre-test", video_timeout=TIMEOUT))
+    with caplog.at_level(logging.INFO):
+        summary = extract(root, tmp_path / "out", config)
+    assert sorted(summary.timed_out) == sorted([f"dfdc_train_part_0/{stuck}", f"dfdc_train_part_0/{hang}"])
+    assert f"dfdc_train_part_0/{stuck}: timeout (decoding ran past {TIMEOUT:g} s); not recorded, a rerun retries it" in caplog.messages
+    assert f"dfdc_train_part_0/{hang}: timeout (detection ran past {TIMEOUT:g} s); not recorded, a rerun retries it" in caplog.messages
+    assert summary.extracted == len(entries) - 2 and summary.own_boxes["original timed out"] == 1
+    assert sorted(read_index(tmp_path / "out")[1]["video"]) == sorted(set(entries) - {stuck, hang}), "neither is recorded as done"
+    assert read_index(tmp_path / "out")[1].set_index("video").loc[stuck_fake, "boxes_note"] == f"original timed out: {stuck}"
+    assert "missing on disk 0, timed out 2" in summary.report()
+
+    STUCK_FILES.clear()  # the reader reads it now; the detector still hangs on the other
+    again = extract(root, tmp_path / "out", config)
+    assert (again.extracted, again.already_done, again.timed_out) == (1, len(entries) - 2, [f"dfdc_train_part_0/{hang}"])
+    assert stuck in set(read_index(tmp_path / "out")[1]["video"])
 
 
 def test_waiting_counts_work_not_time_in_the_queue() -> None:

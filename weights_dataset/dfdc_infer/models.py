@@ -13,6 +13,7 @@ calibration; 1 when absent). The single output is a logit for FAKE.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,14 +186,17 @@ class Ensemble:
                 self.seconds[row] += time.perf_counter() - started
         return result
 
-    def drop_slowest(self) -> ModelSpec:
-        """Remove the model that has cost the most time (there must be at least two)."""
+    def without_slowest(self) -> tuple["Ensemble", ModelSpec]:
+        """(this ensemble less the model that has cost the most time, that model's spec); there
+        must be at least two. This one is left whole: crops already cut for it are scored by it."""
         if len(self.models) < 2:
             raise ValueError("cannot drop the last model of the ensemble")
         slowest = max(range(len(self.models)), key=self.seconds.__getitem__)
-        for members in (self.models, self.seconds):
-            members.pop(slowest)
-        return self.specs.pop(slowest)
+        smaller = copy.copy(self)
+        smaller.models, smaller.specs, smaller.seconds = (
+            [member for position, member in enumerate(members) if position != slowest]
+            for members in (self.models, self.specs, self.seconds))
+        return smaller, self.specs[slowest]
 
     def _forward(self, model: torch.nn.Module, spec: ModelSpec, images: torch.Tensor) -> np.ndarray:
         inputs = preprocess(images, spec)

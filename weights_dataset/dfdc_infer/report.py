@@ -30,7 +30,7 @@ from .config import InferenceConfig
 from .video_reading import SampledFrames, frames_to_numpy
 
 if TYPE_CHECKING:
-    from .pipeline import VideoResult
+    from .results import VideoResult
 
 log = logging.getLogger(__name__)
 

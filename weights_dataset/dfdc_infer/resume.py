@@ -19,7 +19,7 @@ from typing import Sequence, TextIO
 
 from .config import InferenceConfig
 from .manifest import sha256_file
-from .pipeline import STATUSES, VideoResult
+from .results import STATUSES, VideoResult
 
 log = logging.getLogger(__name__)
 

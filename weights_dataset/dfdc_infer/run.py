@@ -16,7 +16,8 @@ from .config import InferenceConfig
 from .device import resolve_device
 from .face_detection import create_detector
 from .models import Ensemble
-from .pipeline import RunStats, VideoScorer
+from .pipeline import VideoScorer
+from .results import RunStats
 from .report import Report
 from .resume import ProgressFile, run_fingerprint
 from .submission import read_sample_submission, write_submission
@@ -61,7 +62,7 @@ def run_submission(
     log.info(
         "scoring %d videos from %s on %s: %d model(s) %s, detector %s, reader %s, crops %s x%.2f, %s",
         len(todo), video_dir, device, len(ensemble.models),
-        ", ".join(f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs), config.detector, scorer.config.reader,
+        ", ".join(f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs), config.detector, scorer.state.snapshot().reader,
         config.crop_geometry, config.crop_margin, config.aggregation,
     )
     labels = {name: result.label for name, result in done.items()}

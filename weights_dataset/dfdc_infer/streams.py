@@ -12,7 +12,7 @@ of GPU memory between them is ordered.
   the copies themselves order it. Its probabilities come down the same way.
 
 Classification no longer shares the default stream with decoding, so a decode thread's
-synchronize waits for its own work only, and per-model timings (which ``drop_slowest`` uses) hold
+synchronize waits for its own work only, and per-model timings (which ``without_slowest`` uses) hold
 only model work. ``GpuTimeline`` times each stage's stream work with CUDA events on the GPU's own
 clock, for the benchmark's idle share. Everything here takes streams, events and tensors by the
 torch methods it calls, so the CPU tests check the ordering with stand-ins that record the calls.

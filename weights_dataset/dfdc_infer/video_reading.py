@@ -15,9 +15,10 @@ Backends sit behind one small protocol and are chosen by name (``READERS``), lik
   resort when another backend cannot read a file (e.g. a truncated mp4 whose tail is missing).
 
 ``auto`` (the default) means the first backend of ``nvdec -> pyav -> decord`` that can run here
-(``nvdec`` needs CUDA, a CUDA ``--device`` and PyNvVideoCodec, ``pyav`` the ``av`` package); the
-choice and the reason are logged once. A backend that fails on one file hands it to the next one
-in ``nvdec -> pyav -> decord -> opencv``; after a CUDA error in ``nvdec`` the run stays on the CPU.
+(``nvdec`` needs CUDA, a CUDA ``--device`` and PyNvVideoCodec, ``pyav`` the ``av`` package); a
+run chooses once and logs the choice and the reason (``run_state``). A backend that fails on one
+file hands it to the next one in ``nvdec -> pyav -> decord -> opencv``; after a CUDA error in
+``nvdec`` the run stays on the CPU.
 
 Every backend returns upright frames (portrait phone videos): decord and OpenCV's FFmpeg backend
 apply the display matrix themselves, tests check they agree, ``pyav`` rotates by the frame's
@@ -26,7 +27,6 @@ display matrix and ``nvdec`` by the angle OpenCV reads from the container.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import threading
@@ -144,14 +144,13 @@ def create_reader(name: str, device: str = "auto") -> FrameReader:
     return factory(where)
 
 
-@functools.cache
 def choose_reader(name: str, device: str = "auto") -> str:
     """The backend that will actually decode on a run on ``device``: for ``auto`` the first of
     ``AUTO_READERS`` that can run here; a named backend that cannot run here falls back to the
     next in ``reader_chain``.
 
-    Decided (and logged) once per name, device and process: ``read_video`` asks for every video,
-    and what this machine can run does not change during a run.
+    Decided (and logged) on every call, so a run asks once, at its start: the reader is part of
+    its state (``run_state``), not a process-wide memory that tests would have to clear.
     """
     candidates = AUTO_READERS if name == "auto" else reader_chain(READERS.check(name))
     skipped = []
@@ -444,18 +443,25 @@ class OpenCVReader:
 
 
 def read_video(path: Path, config: InferenceConfig) -> SampledFrames:
-    """Decode the sampled frames with ``choose_reader(config.reader, config.device)``; if that
-    fails, retry with the CPU readers after it in ``CPU_READERS`` (``reader_chain``).
+    """One video's sampled frames as ``config`` asks, the reader chosen for this call alone
+    (``choose_reader``): for a single read; a run chooses once and calls ``read_frames``."""
+    return read_frames(path, FrameSampling.of(config), choose_reader(config.reader, config.device), config.device)
+
+
+def read_frames(path: Path, sampling: FrameSampling, reader: str, device: str = "auto") -> SampledFrames:
+    """Decode the ``sampling`` frames with ``reader`` (a backend ``choose_reader`` chose: it can
+    run here); if that fails, retry with the CPU readers after it in ``CPU_READERS``
+    (``reader_chain``). A GPU reader decodes on ``device``.
 
     Raises ``VideoReadError`` only when every backend failed; the message carries each reason.
     Frames decoded after a ``GpuDecodeLost`` carry its reason (``gpu_lost``) for the caller.
     """
-    names = reader_chain(choose_reader(config.reader, config.device))
+    names = reader_chain(reader)
     reasons: list[str] = []
     gpu_lost = ""
     for position, name in enumerate(names):
         try:
-            frames = create_reader(name, config.device).read(Path(path), FrameSampling.of(config))
+            frames = create_reader(name, device).read(Path(path), sampling)
         except (VideoReadError, ReaderUnavailable) as error:
             reasons.append(str(error))
             gpu_lost = str(error) if isinstance(error, GpuDecodeLost) else gpu_lost

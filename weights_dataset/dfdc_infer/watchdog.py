@@ -1,10 +1,11 @@
 """The per-video watchdog: no decoder, detector or classifier call can stall the run.
 
 A call that never returns (an FFmpeg demuxer looping on a malformed file, a driver that hangs) is
-not interrupted: Python cannot stop a thread that sits in C code. Instead the pipeline stops
-*waiting* for it. After ``config.video_timeout`` seconds of work on one video its thread is
-abandoned, the video gets the fallback label with status ``timeout``, and fresh threads take the
-videos that were queued behind it. The abandoned thread is a daemon, so it never keeps the process
+not interrupted: Python cannot stop a thread that sits in C code. Instead the run stops *waiting*
+for it. After ``config.video_timeout`` seconds of work on one video its thread is abandoned, the
+video gets the fallback label with status ``timeout`` (extraction leaves it for a rerun), and
+fresh threads take the videos that were queued behind it (``prefetch``, which both prediction and
+extraction read their videos through). The abandoned thread is a daemon, so it never keeps the process
 alive at exit (``concurrent.futures`` threads are joined at exit: one stuck call would hang the
 notebook after the CSV is written, hence ``DaemonPool``).
 
@@ -26,9 +27,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
-
-STRIKES_PER_READER = 3
-"""Timeouts of one reader after which the rest of the run decodes with the next reader of its chain."""
 
 
 class VideoTimeout(Exception):
@@ -128,15 +126,3 @@ def call_with_timeout(function: Callable[..., T], timeout: float, *args: Any, st
     except FutureTimeout:
         raise VideoTimeout(f"{stage} ran past {timeout:g} s") from None
 
-
-class ReaderStrikes:
-    """Counts decode timeouts per reader; the third one of a reader moves the run to the next."""
-
-    def __init__(self, limit: int = STRIKES_PER_READER) -> None:
-        self.limit = limit
-        self._counts: dict[str, int] = {}
-
-    def strike(self, reader: str) -> bool:
-        """Count one timeout of ``reader``; True when it has reached the limit (say it once)."""
-        self._counts[reader] = self._counts.get(reader, 0) + 1
-        return self._counts[reader] == self.limit

@@ -16,7 +16,10 @@ whose original cannot be used (not on disk, unreadable, another frame size or fr
 detected on its own; the summary counts those by reason.
 
 Work goes chunk by chunk, each original followed by its fakes; decoding runs ahead in
-background threads (``--decode-workers``, ``--prefetch-videos``). Finished videos are in a
+background threads (``--decode-workers``, ``--prefetch-videos``), and each video is read and
+its faces found under the kernel's watchdog (``dfdc_infer.prefetch``): a video whose decoding
+or face detection runs past ``--video-timeout`` is given up, counted, and left for a rerun
+(never recorded as done), while the run goes on. Finished videos are in a
 per-chunk done-list (``crop_index.DoneList``), an original's line with its boxes, so an
 interrupted run starts again, skips them, and never detects faces in a finished original again.
 ``--delete-videos`` frees a chunk's disk space once it is done, and ``--fetch`` downloads each
@@ -27,24 +30,26 @@ disk. Bad videos never stop the run: they are logged, recorded and counted.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import time
-from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Sequence
 
 import cv2
 import numpy as np
 
 from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
-from dfdc_infer.config import InferenceConfig, add_config_arguments, add_dataclass_arguments, config_from_args, dataclass_from_args
+from dfdc_infer.config import add_config_arguments, add_dataclass_arguments, config_from_args, dataclass_from_args
 from dfdc_infer.cropping import CROP_GEOMETRIES, crop_face, select_faces
 from dfdc_infer.face_detection import MtcnnDetector, create_detector
 from dfdc_infer.progress import ProgressLine, format_duration
-from dfdc_infer.video_reading import SampledFrames, VideoReadError, frames_to_numpy, read_video
+from dfdc_infer.prefetch import Decoded, WatchedPrefetch
+from dfdc_infer.run_state import RunState, Snapshot
+from dfdc_infer.video_reading import frames_to_numpy
 
 from .config import ExtractConfig
 from .crop_index import DoneList, VideoRecord, check_settings, face_box_in_crop, write_index
@@ -70,6 +75,8 @@ class ExtractionSummary:
     no_face: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     missing: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    """Videos (chunk/name) whose decoding or face detection ran past ``video_timeout``: not done, a rerun retries them."""
     deleted: int = 0
     detected: int = 0
     """Videos the face detector ran on."""
@@ -93,11 +100,13 @@ class ExtractionSummary:
 
     def report(self) -> str:
         lines = [f"extracted {self.extracted} videos -> {self.crops} crops, {self.masks} difference masks; skipped {self.already_done} "
-                 f"already done; no face {self.no_face}, failed {sum(self.failures.values())}, missing on disk {len(self.missing)}"]
+                 f"already done; no face {self.no_face}, failed {sum(self.failures.values())}, missing on disk {len(self.missing)}, "
+                 f"timed out {len(self.timed_out)}"]
         lines += [f"  failed x{count}: {reason}" for reason, count in self.failures.most_common(10)]
         if self.missing:
-            lines.append(f"  missing (listed in metadata.json, not on disk; a rerun retries them): {', '.join(self.missing[:10])}"
-                         + (" ..." if len(self.missing) > 10 else ""))
+            lines.append(f"  missing (listed in metadata.json, not on disk; a rerun retries them): {_some(self.missing)}")
+        if self.timed_out:
+            lines.append(f"  timed out (past --video-timeout; a rerun retries them): {_some(self.timed_out)}")
         lines.append(f"boxes: faces detected in {self.detected} videos; {self.reused} fakes cut with their original's boxes, "
                      f"{sum(self.own_boxes.values())} fakes with their own")
         lines += [f"  own boxes x{count}: {reason}" for reason, count in self.own_boxes.most_common()]
@@ -112,6 +121,26 @@ class ExtractionSummary:
             lines.append(f"fetch: {self.fetched} chunks downloaded, {self.fetch_skipped} done before, {len(self.fetch_failed)} failed"
                          + "".join(f"\n  chunk {number} failed: {reason}" for number, reason in sorted(self.fetch_failed.items())))
         return "\n".join(lines)
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    return ", ".join(names[:shown]) + (" ..." if len(names) > shown else "")
+
+
+@dataclass(frozen=True)
+class VideoFaces:
+    """A video as the watched thread hands it on: its decoding and, if it decoded, its frames in
+    host memory and the faces to cut, from its original's record (``original``) or the detector."""
+
+    decoded: Decoded
+    frames: np.ndarray | None = None
+    faces: list[Face] = field(default_factory=list)
+    original: VideoRecord | None = None
+    why_not: str = ""
+    """Why a fake has its own boxes (``Extractor.original_boxes``)."""
+    detect_seconds: float = 0.0
+    failure: str = ""
+    """Why face detection failed."""
 
 
 def crop_settings(config: ExtractConfig) -> dict[str, Any]:
@@ -150,8 +179,8 @@ def extract_fetched(root: Path, out_dir: Path, config: ExtractConfig, detector_w
     """The download -> unzip -> extract -> delete loop over ``config.chunks`` (this shard's share).
 
     A chunk done before (``OUT/fetch.jsonl``) is never downloaded again; a chunk already unzipped
-    under ROOT (an interrupted run) is extracted without downloading; a chunk whose download fails
-    every try is recorded and the loop goes on.
+    under ROOT (an interrupted run, or videos that timed out) is extracted without downloading; a
+    chunk whose download fails every try is recorded and the loop goes on.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -180,9 +209,13 @@ def extract_fetched(root: Path, out_dir: Path, config: ExtractConfig, detector_w
             summary.fetch_failed[number] = str(error)
             history.add(number, "failed", reason=str(error))
             continue
-        extractor.extract_chunk(chunk, entries)
-        deleted = delete_videos(chunk)
+        timed_out = extractor.extract_chunk(chunk, entries)
+        deleted = delete_videos(chunk, keep=timed_out)
         summary.deleted += deleted
+        if timed_out:  # not done: a rerun extracts what is left on disk without downloading the chunk again
+            log.warning("%s: deleted %d videos, kept the %d that timed out for a rerun", chunk.name, deleted, len(timed_out))
+            history.add(number, "failed", reason=f"{len(timed_out)} videos timed out", videos=len(entries))
+            continue
         log.info("%s: done, deleted its %d videos", chunk.name, deleted)
         history.add(number, "done", videos=len(entries))
     return extractor.finish()
@@ -199,35 +232,48 @@ class Extractor:
         self.detector = create_detector(config.inference, detector_weights)
         self.landmarker = self.detector.mtcnn if isinstance(self.detector, MtcnnDetector) else None
         """O-Net on each saved crop gives its five landmarks (part cutout in training); None: not MTCNN."""
+        self.state = RunState(config.inference)
+        """The reader, chosen once for the run (the watchdog may move it on: ``dfdc_infer.run_state``)."""
         self.summary = ExtractionSummary()
         self._started = time.monotonic()
         self._stored: tuple[str, dict[tuple[int, int], np.ndarray]] = ("", {})
         """The last original's crops as stored on disk (chunk/video, by (frame, face)), for its fakes' masks."""
 
-    def extract_chunk(self, chunk: Chunk, entries: dict[str, VideoEntry]) -> None:
-        """Extract the chunk's videos that are not done yet, each original followed by its fakes."""
+    def extract_chunk(self, chunk: Chunk, entries: dict[str, VideoEntry]) -> set[str]:
+        """Extract the chunk's videos that are not done yet, each original followed by its fakes;
+        return the names of those that timed out (not recorded: a rerun retries them).
+
+        A video's faces are found only once the videos before it are recorded (``ahead=False``),
+        so a fake finds its original's boxes."""
         done = DoneList(self.out_dir, chunk.name)
         finished = done.load()
         self.summary.already_done += sum(name in finished for name in entries)
         todo = [entry for entry in work_order(entries) if entry.name not in finished]
         log.info("%s: %d videos, %d already done, %d to extract", chunk.name, len(entries), len(entries) - len(todo), len(todo))
         progress = ProgressLine(len(todo), unit="videos")
-        workers = max(self.config.inference.decode_workers, 1)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-            for entry, decoding in self._decoding(pool, chunk, todo):
-                if decoding is None:
-                    log.warning("%s/%s: listed in metadata.json but not on disk; skipped (a rerun retries it)", chunk.name, entry.name)
-                    self.summary.missing.append(f"{chunk.name}/{entry.name}")
-                else:
-                    record = self.extract_video(entry, chunk, decoding.result(), finished, entries)
-                    if record.status != "ok":
-                        log.warning("%s/%s: %s, recorded as %s", chunk.name, entry.name, record.reason, record.status)
-                    done.add(record)
-                    finished[entry.name] = record
-                    self.summary.add(record)
-                progress.advance()
+        timed_out: set[str] = set()
+        find = functools.partial(self.find_faces, finished=finished, entries=entries, timed_out=timed_out)
+        jobs = ((entry, path if (path := chunk.path / entry.name).is_file() else None) for entry in todo)
+        for item in WatchedPrefetch(self.state, find, ahead=False).run(jobs):
+            entry, name = item.job, f"{chunk.name}/{item.job.name}"
+            if item.timeout is not None:
+                log.warning("%s: timeout (%s); not recorded, a rerun retries it", name, item.timeout)
+                self.summary.timed_out.append(name)
+                timed_out.add(entry.name)
+            elif item.prepared is None:
+                log.warning("%s: listed in metadata.json but not on disk; skipped (a rerun retries it)", name)
+                self.summary.missing.append(name)
+            else:
+                record = self.extract_video(entry, chunk, item.prepared)
+                if record.status != "ok":
+                    log.warning("%s: %s, recorded as %s", name, record.reason, record.status)
+                done.add(record)
+                finished[entry.name] = record
+                self.summary.add(record)
+            progress.advance()
         if self.config.delete_videos:
             self.summary.deleted += delete_extracted(chunk, finished)
+        return timed_out
 
     def finish(self) -> ExtractionSummary:
         """Rebuild OUT's index tables from every done-list; return the counts."""
@@ -237,59 +283,59 @@ class Extractor:
                  len(videos), format_duration(self.summary.seconds["wall"]))
         return self.summary
 
-    def _decoding(self, pool: ThreadPoolExecutor, chunk: Chunk, todo: list[VideoEntry]) -> Iterator[tuple[VideoEntry, Future | None]]:
-        """Entries with their decode futures (None: not on disk), at most ``prefetch_videos`` in flight."""
-        queue: deque[tuple[VideoEntry, Future | None]] = deque()
-        entries = iter(todo)
-        while True:
-            while len(queue) < max(self.config.inference.prefetch_videos, 1):
-                entry = next(entries, None)
-                if entry is None:
-                    break
-                path = chunk.path / entry.name
-                queue.append((entry, pool.submit(decode, path, self.config.inference) if path.is_file() else None))
-            if not queue:
-                return
-            yield queue.popleft()
+    def find_faces(self, entry: VideoEntry, state: Snapshot, decoded: Decoded | None, *, finished: dict[str, VideoRecord],
+                   entries: dict[str, VideoEntry], timed_out: Collection[str]) -> VideoFaces | None:
+        """The watched thread's work on one video (None: not on disk): the faces to cut, from its
+        original's record when they fit it (``original_boxes``), else from the detector."""
+        if decoded is None:
+            return None
+        if decoded.sample is None:
+            return VideoFaces(decoded)
+        frames = frames_to_numpy(decoded.sample.frames)  # crops go to disk through OpenCV, so host memory
+        height, width = frames.shape[1:3]
+        original, why_not = self.original_boxes(entry, finished, entries, width, height, decoded.sample.total_frames, timed_out)
+        if original is not None:
+            faces = [(row["frame"], row["face"], np.array([row[k] for k in ("x1", "y1", "x2", "y2", "score")])) for row in original.crops]
+            return VideoFaces(decoded, frames, faces, original)
+        started = time.perf_counter()
+        try:
+            detections = self.detector.detect(frames)
+        except Exception as error:  # like the kernel: one odd video must not end a days-long run
+            return VideoFaces(decoded, frames, why_not=why_not, detect_seconds=time.perf_counter() - started,
+                              failure=f"face detection failed ({type(error).__name__}: {error})")
+        faces = [(frame, rank, box) for frame, found in zip(decoded.sample.indices.tolist(), detections)
+                 for rank, box in enumerate(select_faces(found, self.config.inference.all_faces))]
+        return VideoFaces(decoded, frames, faces, why_not=why_not, detect_seconds=time.perf_counter() - started)
 
-    def extract_video(self, entry: VideoEntry, chunk: Chunk, decoded: tuple[SampledFrames | None, str, float],
-                      finished: dict[str, VideoRecord], entries: dict[str, VideoEntry]) -> VideoRecord:
-        """Cut and save one decoded video's faces (and a fake's masks); a failure is a record, not an exception.
+    def extract_video(self, entry: VideoEntry, chunk: Chunk, found: VideoFaces) -> VideoRecord:
+        """Cut and save one video's faces (and a fake's masks); a failure is a record, not an exception.
 
         Decoding and detection errors are the video's fault (corrupt file, odd frames) and become a
         ``failed`` record with the reason; an error writing the crops is the disk's and stops the run.
         """
         base = {"video": entry.name, "label": entry.label, "original": entry.original, "chunk": chunk.number, "extra": entry.extra}
-        sample, reason, seconds = decoded
-        self.summary.seconds["decode"] += seconds
+        sample = found.decoded.sample
+        self.summary.seconds["decode"] += found.decoded.ended - found.decoded.started
         if sample is None:
-            return VideoRecord(**base, status="failed", reason=f"unreadable ({reason})")
-        frames = frames_to_numpy(sample.frames)  # crops go to disk through OpenCV, so host memory
-        height, width = frames.shape[1:3]
+            return VideoRecord(**base, status="failed", reason=f"unreadable ({found.decoded.reason})")
+        height, width = found.frames.shape[1:3]
         base.update(width=width, height=height, frames=sample.total_frames)
-        original, why_not = self.original_boxes(entry, finished, entries, width, height, sample.total_frames)
+        original = found.original
         if original is not None:
             self.summary.reused += 1
-            faces = [(row["frame"], row["face"], np.array([row[k] for k in ("x1", "y1", "x2", "y2", "score")])) for row in original.crops]
             base.update(boxes_from=original.video)
-            if not faces:
+            if not found.faces:
                 return VideoRecord(**base, status="no_face", reason=f"its original {original.video}: {original.reason}")
         else:
-            if why_not:
-                self.summary.own_boxes[why_not.split(":")[0]] += 1
-                log.info("%s/%s: cut with its own boxes (%s)", chunk.name, entry.name, why_not)
-            started = time.perf_counter()
-            try:
-                detections = self.detector.detect(frames)
-            except Exception as error:  # like the kernel: one odd video must not end a days-long run
-                return VideoRecord(**base, status="failed", reason=f"face detection failed ({type(error).__name__}: {error})")
-            finally:
-                self.summary.detected += 1
-                self.summary.seconds["detect"] += time.perf_counter() - started
-            faces = [(frame, rank, box) for frame, found in zip(sample.indices.tolist(), detections)
-                     for rank, box in enumerate(select_faces(found, self.config.inference.all_faces))]
-            base.update(boxes_from=entry.name, boxes_note=why_not)
-        rows, stored = self.cut(frames, sample.indices, faces, Path("crops") / chunk.name / Path(entry.name).stem, base)
+            if found.why_not:
+                self.summary.own_boxes[found.why_not.split(":")[0]] += 1
+                log.info("%s/%s: cut with its own boxes (%s)", chunk.name, entry.name, found.why_not)
+            self.summary.detected += 1
+            self.summary.seconds["detect"] += found.detect_seconds
+            if found.failure:
+                return VideoRecord(**base, status="failed", reason=found.failure)
+            base.update(boxes_from=entry.name, boxes_note=found.why_not)
+        rows, stored = self.cut(found.frames, sample.indices, found.faces, Path("crops") / chunk.name / Path(entry.name).stem, base)
         if original is not None:
             self.add_masks(rows, stored, self.original_crops(chunk, original))
             shared = {(row["frame"], row["face"]): row.get("landmarks", "") for row in original.crops}
@@ -304,15 +350,18 @@ class Extractor:
         return VideoRecord(**base, status="ok", crops=rows)
 
     def original_boxes(self, entry: VideoEntry, finished: dict[str, VideoRecord], entries: dict[str, VideoEntry],
-                       width: int, height: int, frames: int) -> tuple[VideoRecord | None, str]:
+                       width: int, height: int, frames: int, timed_out: Collection[str] = ()) -> tuple[VideoRecord | None, str]:
         """A fake's original's record when its boxes fit the fake (same frame size and frame count),
-        else ``(None, why not)``; ``(None, "")`` for a REAL video."""
+        else ``(None, why not)``; ``(None, "")`` for a REAL video. ``timed_out``: the chunk's videos
+        given up by the watchdog in this run."""
         if entry.label != "FAKE":
             return None, ""
         if not self.config.reuse_boxes:
             return None, "box reuse off (--no-reuse-boxes)"
         original = finished.get(entry.original or "")
         if original is None:
+            if entry.original in timed_out:
+                return None, f"original timed out: {entry.original}"
             if entry.original in entries:
                 return None, f"original not on disk: {entry.original}"
             return None, f"original not in this chunk's metadata.json: {entry.original}"
@@ -399,17 +448,6 @@ def work_order(entries: dict[str, VideoEntry]) -> list[VideoEntry]:
         if entries[name].label == "REAL":
             order += [entries[name], *sorted(fakes.pop(name, []), key=lambda entry: entry.name)]
     return order + sorted((entry for orphans in fakes.values() for entry in orphans), key=lambda entry: entry.name)
-
-
-def decode(path: Path, config: InferenceConfig) -> tuple[SampledFrames | None, str, float]:
-    """Background-thread task: (frames or None, why not, seconds)."""
-    started = time.perf_counter()
-    try:
-        return read_video(path, config), "", time.perf_counter() - started
-    except VideoReadError as error:
-        return None, str(error), time.perf_counter() - started
-    except Exception as error:  # a decoder bug must cost one video, not the run
-        return None, f"unexpected {type(error).__name__}: {error}", time.perf_counter() - started
 
 
 def save_crop(path: Path, crop: np.ndarray, config: ExtractConfig) -> np.ndarray:

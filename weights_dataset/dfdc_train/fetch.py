@@ -19,7 +19,7 @@ import subprocess
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from .layout import Chunk
 
@@ -104,9 +104,10 @@ def unzip_chunk(archive: Path, target: Path) -> str:
         shutil.rmtree(unpacked, ignore_errors=True)
 
 
-def delete_videos(chunk: Chunk) -> int:
-    """Delete every video of a finished chunk (metadata.json stays, a record of what was there)."""
-    videos = sorted(chunk.path.glob("*.mp4"))
+def delete_videos(chunk: Chunk, keep: Collection[str] = ()) -> int:
+    """Delete every video of a finished chunk but those named in ``keep`` (metadata.json stays, a
+    record of what was there)."""
+    videos = sorted(path for path in chunk.path.glob("*.mp4") if path.name not in keep)
     for path in videos:
         path.unlink()
     return len(videos)
