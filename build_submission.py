@@ -36,6 +36,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 import dfdc_infer
 from dfdc_infer.config import InferenceConfig, add_config_arguments, chosen_preset, config_from_args, preset_config
+from dfdc_infer.console import USER_ERRORS, fail
 from dfdc_infer.detector_weights import MTCNN_WEIGHT_FILES, fetch_mtcnn_weights, find_mtcnn_weights
 from dfdc_infer.manifest import list_files, write_manifest
 from dfdc_infer.models import CheckpointError, Ensemble, ModelSpec, checkpoint_presets, load_model, save_checkpoint
@@ -46,6 +47,9 @@ FP16_TOLERANCE = 1e-3
 BUDGET_HOURS = 9.0
 TEST_VIDEOS = 4000
 KERNEL_SOURCE = Path(__file__).resolve().parent / "kernel" / "dfdc_kernel.py"
+FP16_CHECK_FACE = Path(__file__).resolve().parent / "fp16-check-face.jpg"
+"""The fp16 check's face: the sample data's astronaut head (scikit-image's ``data.astronaut()``, public domain), a JPEG
+of a few KB, so the build needs no development package to find one."""
 WHEEL_MODULES = {"timm": "timm", "av": "av", "decord": "decord", "PyNvVideoCodec": "pynvvideocodec"}  # module -> distribution; timm is required
 CPU_READER_MODULES = ("av", "decord")  # shipped at the version installed here, when it is; the kernel falls back without them
 GPU_DECODE_WHEEL = "pynvvideocodec==2.2.4"  # NVDEC reader (video_reading.NvdecReader); needs only the NVIDIA driver
@@ -56,7 +60,6 @@ KERNEL_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(28, 4, -1)]
 """Wheels the kernel can install: Kaggle's image is x86_64 Linux with glibc 2.35 or newer (Ubuntu 22.04
 and up); every manylinux tag up to 2.28, listed one by one (pip expands none of the PEP 600 names)."""
 FP16_CHECK_CROPS = 4  # B7@380 costs ~1.4 CPU-seconds per crop: 4 crops x 2 passes x 7 B7s is ~80 CPU-seconds
-EXIT_USAGE = 2
 
 
 class BuildError(Exception):
@@ -113,10 +116,8 @@ def load_models(paths: Sequence[Path]) -> list[PackedModel]:
 
 
 def sample_crops(size: int, count: int = FP16_CHECK_CROPS) -> np.ndarray:
-    """Face crops for the fp16 check: the sample-data face at several zooms and colours."""
-    from dfdc_sample.faces import load_face_sprite  # development package: only the build needs it
-
-    rgb = load_face_sprite().rgb
+    """Face crops for the fp16 check: ``FP16_CHECK_FACE`` at several zooms and colours."""
+    rgb = cv2.cvtColor(cv2.imread(str(FP16_CHECK_FACE)), cv2.COLOR_BGR2RGB)
     height, width = rgb.shape[:2]
     rng = np.random.default_rng(0)
     crops = []
@@ -367,9 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         build(args)
-    except (BuildError, ValueError, FileNotFoundError, CheckpointError) as error:  # the last two: reading a preset from a checkpoint
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except (BuildError, *USER_ERRORS) as error:  # USER_ERRORS: reading a preset from a checkpoint, too
+        return fail(error)
     return 0
 
 

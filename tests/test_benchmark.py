@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dfdc_infer.pipeline import Span
-from dfdc_sample.benchmark import busy_share, main
+from dfdc_tools.benchmark_inference import busy_share, main
 
 
 def test_benchmark_reports_every_stage_goal_ratio_projection_and_memory(

@@ -13,18 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 import dfdc_infer.run
 from dfdc_infer.config import InferenceConfig, preset_config
+from dfdc_infer.face_detection import create_detector
 from dfdc_infer.importers import import_checkpoint
 from dfdc_infer.kaggle_env import DatasetError, install_missing_wheels, run_dataset
 from dfdc_infer.manifest import read_manifest, verify_manifest
 from dfdc_infer.models import ModelSpec, create_network, init_checkpoint
 
-from build_submission import GPU_DECODE_WHEEL, KAGGLE_PYTHON, download_wheels, over_limit_message
+from build_submission import FP16_CHECK_CROPS, FP16_CHECK_FACE, GPU_DECODE_WHEEL, KAGGLE_PYTHON, download_wheels, over_limit_message, sample_crops
 from build_submission import main as build_main
 from test_importers import RELEASE_NAME, release_classifier, write_release_checkpoint
 
@@ -198,6 +200,15 @@ def test_over_limit_steps_go_from_the_cheapest_to_leaving_models_out() -> None:
     ]
     assert over_limit_message(models[:1], False, fixed, 10_000_000).splitlines()[-1] == \
         "  - no subset of these models fits: use smaller architectures"
+
+
+def test_the_fp16_check_scores_its_committed_face_at_several_zooms_and_colours(weights_dir: Path) -> None:
+    assert FP16_CHECK_FACE.stat().st_size <= 10 * 2**10, "a fixture of a few KB"
+    crops = sample_crops(224)
+    assert crops.shape == (FP16_CHECK_CROPS, 224, 224, 3) and crops.dtype == np.uint8
+    assert len({crop.tobytes() for crop in crops}) == FP16_CHECK_CROPS, "each crop its own zoom and colour"
+    faces = create_detector(InferenceConfig()).detect(crops)
+    assert [len(found) for found in faces] == [1] * FP16_CHECK_CROPS and all(found[0][4] > 0.99 for found in faces)
 
 
 def test_projected_time_over_budget_is_warned(small_checkpoint: Path, wheels: Path, tmp_path: Path) -> None:

@@ -37,7 +37,6 @@ import pandas as pd
 import pytest
 import torch
 
-import dfdc_sample
 from dfdc_infer.config import InferenceConfig, preset_config
 from dfdc_infer.cropping import crop_frames
 from dfdc_infer.face_detection import create_detector
@@ -45,17 +44,15 @@ from dfdc_infer.face_tracking import FaceTracker, box_iou
 from dfdc_infer.models import Ensemble
 from dfdc_infer.run import run_submission
 from dfdc_infer.video_reading import FrameSampling, choose_reader, create_reader, frames_to_numpy, gpu_reader_mismatch
-from dfdc_sample.benchmark import main as benchmark
 from dfdc_sample.generate import generate_dataset
+from dfdc_tools.benchmark_inference import main as benchmark
+from dfdc_tools.dry_run import DEMO_CHECKPOINT
 from gpu_videos import frames_differ, rotated_copy, tagged_copy, truncated_copy
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (GPU acceptance suite)")]
 
 CONFIG = InferenceConfig(frames_per_video=32)
 """The throughput goal's setting: 32 frames sampled from each 300-frame video."""
-
-DEMO_MODEL = Path(dfdc_sample.__file__).parent / "demo-model.pt"
-"""The committed demo checkpoint, trained on the sample data's people: its labels differ per video."""
 
 LABEL_TOLERANCE = 0.02
 """Largest label difference accepted between the GPU run (fp16, torch resizing) and the CPU run."""
@@ -160,14 +157,14 @@ def test_crops_cut_from_gpu_frames_match_the_cpus_and_score_alike(hd_videos: Pat
     (gpu_crops, gpu_owner), (cpu_crops, cpu_owner) = cut
     assert len(cpu_crops) >= 16 and np.array_equal(gpu_owner, cpu_owner) and gpu_crops.shape == cpu_crops.shape
     assert np.abs(gpu_crops.astype(np.int16) - cpu_crops).mean() < 1.5
-    model = Ensemble.load([DEMO_MODEL], torch.device("cpu"), fp16=False)
+    model = Ensemble.load([DEMO_CHECKPOINT], torch.device("cpu"), fp16=False)
     assert np.abs(model.predict(gpu_crops) - model.predict(cpu_crops)).max() < LABEL_TOLERANCE
 
 
 def test_a_two_model_fp16_ensemble_on_cuda_matches_fp32_on_the_cpu(hd_videos: Path, checkpoint: Path) -> None:
     sample = create_reader("pyav").read(face_videos(hd_videos)[0], FrameSampling.of(CONFIG))
-    gpu = Ensemble.load([DEMO_MODEL, checkpoint], torch.device("cuda"), fp16=True)
-    cpu = Ensemble.load([DEMO_MODEL, checkpoint], torch.device("cpu"), fp16=False)
+    gpu = Ensemble.load([DEMO_CHECKPOINT, checkpoint], torch.device("cuda"), fp16=True)
+    cpu = Ensemble.load([DEMO_CHECKPOINT, checkpoint], torch.device("cpu"), fp16=False)
     crops, _ = crop_frames(sample.frames, create_detector(InferenceConfig(device="cpu")).detect(sample.frames), gpu.crop_size)
     assert len(crops) >= 16
     on_gpu, on_cpu = gpu.predict(crops), cpu.predict(crops)
@@ -197,7 +194,7 @@ def test_the_whole_pipeline_on_cuda_scores_like_the_cpu_with_failing_files_mid_r
     sample = tmp_path / "sample_submission.csv"
     sample.write_text("filename,label\n" + "".join(f"{name},0.5\n" for name in order))
     with caplog.at_level(logging.INFO):
-        gpu, cpu = run_both(CONFIG, videos, sample, [DEMO_MODEL], tmp_path)
+        gpu, cpu = run_both(CONFIG, videos, sample, [DEMO_CHECKPOINT], tmp_path)
     assert any("nvdec check on" in record.message for record in caplog.records)
     assert not any("GPU decode off" in record.message for record in caplog.records), "a bad file is no reason to leave the GPU"
     assert gpu["filename"].tolist() == cpu["filename"].tolist() == order
@@ -209,7 +206,7 @@ def test_the_whole_pipeline_on_cuda_scores_like_the_cpu_with_failing_files_mid_r
 
 def test_dfdc_1st_preset_with_a_two_model_ensemble_on_cuda_scores_like_the_cpu(hd_videos: Path, checkpoint: Path, tmp_path: Path) -> None:
     config = preset_config("dfdc-1st")
-    gpu, cpu = run_both(config, hd_videos / "test_videos", hd_videos / "sample_submission.csv", [DEMO_MODEL, checkpoint], tmp_path)
+    gpu, cpu = run_both(config, hd_videos / "test_videos", hd_videos / "sample_submission.csv", [DEMO_CHECKPOINT, checkpoint], tmp_path)
     assert gpu["filename"].tolist() == cpu["filename"].tolist() and len(gpu) == 4
     assert np.abs(gpu["label"] - cpu["label"]).max() < LABEL_TOLERANCE
 
@@ -220,7 +217,7 @@ def test_short_benchmark_reports_videos_per_second_and_the_gpu_idle_share(
     """The throughput goal's run: 1080p, 300 frames, 32 sampled, the demo model; NVDEC sessions in parallel."""
     out = tmp_path / "bench"
     assert benchmark(["--videos", str(hd_videos / "test_videos"), "--count", "4", "--repeats", "2", "--memory", "",
-                      "--checkpoint", str(DEMO_MODEL), "--frames-per-video", "32", "--decode-workers", "4",
+                      "--checkpoint", str(DEMO_CHECKPOINT), "--frames-per-video", "32", "--decode-workers", "4",
                       "--prefetch-videos", "8", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["machine"]["device"].startswith("cuda") and report["readers"]["used"] == "nvdec"

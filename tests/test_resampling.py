@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-import dfdc_sample
 from dfdc_infer.config import InferenceConfig
 from dfdc_infer.resampling import area_resize, area_weights
 from dfdc_infer.run import run_submission
 from dfdc_infer.video_reading import READERS, FrameSampling, SampledFrames, create_reader
 from dfdc_sample.generate import generate_dataset
+from dfdc_tools.dry_run import DEMO_CHECKPOINT
 
 
 @pytest.mark.parametrize("source, target", [((300, 300), (224, 224)), ((517, 517), (224, 224)), ((1080, 1920), (540, 960)),
@@ -54,7 +54,7 @@ def test_the_torch_frame_path_gives_the_trained_models_labels_of_the_opencv_path
 ) -> None:
     """720p: the detector shrinks every frame by half and crops shrink to 224, both by area."""
     data = generate_dataset(tmp_path / "data", videos=4, width=1280, height=720, frames=20, seed=9, identities=pinned_identities)
-    videos, sample, model = data / "test_videos", data / "sample_submission.csv", Path(dfdc_sample.__file__).parent / "demo-model.pt"
+    videos, sample, model = data / "test_videos", data / "sample_submission.csv", DEMO_CHECKPOINT
     monkeypatch.setitem(READERS, "nvdec", TorchFrames)
     labels = {}
     for reader in ("nvdec", "pyav"):

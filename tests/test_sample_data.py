@@ -236,7 +236,7 @@ def test_fakes_differ_from_original_only_around_the_face(dataset: Path, metadata
         inside, outside = [], []
         for t, boxes in enumerate(faces[name]):
             inside.append(diff[t][enlarged_mask(diff.shape[1:], boxes, 0.0)])
-            # a fake method changes at most a quarter box per side (dfdc_fakes.masks.face_roi); slack for H.264 macroblocks.
+            # a fake method changes at most a quarter box per side (dfdc_fakes.face_masks.face_roi); slack for H.264 macroblocks.
             outside.append(diff[t][~enlarged_mask(diff.shape[1:], boxes, 0.8)])
         inside_mean, outside_mean = np.concatenate(inside).mean(), np.concatenate(outside).mean()
         assert outside_mean < 2.0, (name, outside_mean)  # only codec noise
@@ -352,7 +352,7 @@ def test_cli(tmp_path: Path) -> None:
 
 def test_dry_run_scores_people_the_demo_model_never_saw(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from dfdc_infer.models import read_checkpoint
-    from dfdc_sample import dry_run
+    from dfdc_tools import dry_run
 
     package = dry_run.DEMO_CHECKPOINT.parent.parent
     from dfdc_tools.starter_model import STARTER_CHECKPOINT

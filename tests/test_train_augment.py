@@ -19,7 +19,7 @@ from dfdc_train.config import TrainConfig
 from dfdc_train.crop_index import CROP_COLUMNS
 from dfdc_train.data import TrainBatches, face_box_in_crop, to_input_size
 from dfdc_train.layout import DataError
-from dfdc_train.masks import save_mask
+from dfdc_train.difference_masks import save_mask
 from dfdc_train.sampling import Group, Item
 
 NO_AUGMENT = TrainConfig(flip_prob=0, brightness_prob=0, zoom_prob=0, crappify_prob=0)

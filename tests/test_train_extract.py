@@ -26,7 +26,7 @@ from dfdc_train.crop_index import (CROP_COLUMNS, VIDEO_COLUMNS, DoneList, VideoR
                                    write_index)
 from dfdc_train.extract import extract, main
 from dfdc_train.layout import DataError
-from dfdc_train.masks import difference_mask, load_mask
+from dfdc_train.difference_masks import difference_mask, load_mask
 
 CONFIG = ExtractConfig(crop_size=64, image_format="png", inference=InferenceConfig(frame_step=10))
 QUICK = replace(CONFIG, inference=InferenceConfig(frame_step=10, detector="haar"))

@@ -19,8 +19,8 @@ from dfdc_infer.face_detection import DETECTORS
 from dfdc_infer.run import run_submission
 from dfdc_infer.video_reading import READERS, FrameSampling, OpenCVReader, SampledFrames, choose_reader, read_video
 from dfdc_infer.watchdog import DaemonPool, VideoTimeout, WorkClock, call_with_timeout, wait_for
-from dfdc_sample.dry_run import DEMO_CHECKPOINT
 from dfdc_sample.generate import generate_dataset, write_video
+from dfdc_tools.dry_run import DEMO_CHECKPOINT
 from dfdc_train.config import ExtractConfig
 from dfdc_train.crop_index import read_index
 from dfdc_train.extract import extract

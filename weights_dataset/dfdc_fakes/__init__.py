@@ -8,7 +8,7 @@ crops). Each method is a pure function ``method(image, box, rng, donor) -> image
 ``dfdc_infer`` never imports this package.
 """
 
-from dfdc_fakes.masks import Box, landmarks_from_box
+from dfdc_fakes.face_masks import Box, landmarks_from_box
 from dfdc_fakes.methods import DONOR_METHODS, METHODS, Face, make_fake
 
 __all__ = ["DONOR_METHODS", "METHODS", "Box", "Face", "landmarks_from_box", "make_fake"]

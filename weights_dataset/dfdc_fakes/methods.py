@@ -15,7 +15,7 @@
 
 Every parameter is drawn from ``rng`` relative to the box, so a fresh generator with the same seed
 makes the same manipulation on every frame of a video (no flicker). Only the region of interest
-(``masks.face_roi``: the box grown by a quarter per side) ever changes.
+(``face_masks.face_roi``: the box grown by a quarter per side) ever changes.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 
 from dfdc_infer.registry import Registry
 
-from .masks import Box, ellipse_mask, face_roi, landmarks_from_box, random_mask
+from .face_masks import Box, ellipse_mask, face_roi, landmarks_from_box, random_mask
 
 Face = tuple[np.ndarray, Box]
 """An RGB image and the face box in it: a swap's donor."""

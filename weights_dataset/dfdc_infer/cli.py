@@ -1,25 +1,21 @@
 """Command line: ``python -m dfdc_infer predict | init-checkpoint | import-checkpoint ...``.
 
-Every problem with the user's input (a missing path, a bad checkpoint, a malformed CSV, an invalid
-setting) ends with one line ``error: ...`` on stderr and exit code 2, never a traceback.
+Every problem with the user's input ends with one line ``error: ...`` on stderr and exit code 2,
+never a traceback (``console``).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from .config import add_config_arguments, config_from_args
+from .console import USER_ERRORS, fail, setup_logging
 from .importers import IMPORTERS, import_checkpoint
-from .models import CheckpointError, checkpoint_presets, init_checkpoint
+from .models import checkpoint_presets, init_checkpoint
 from .run import run_submission
-from .submission import SubmissionError
-
-EXIT_USAGE = 2
-USER_ERRORS = (FileNotFoundError, CheckpointError, SubmissionError, ValueError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     try:
         if args.command == "init-checkpoint":
             path = init_checkpoint(args.out, args.arch, args.input_size, args.seed)
@@ -68,8 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resume=not args.fresh, report=args.report,
             )
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(error)
     return 0
 
 

@@ -1,5 +1,7 @@
 """``python -m dfdc_sample OUT_DIR ...``: see :func:`dfdc_sample.generate.main`."""
 
+import sys
+
 from dfdc_sample.generate import main
 
-main()
+sys.exit(main())

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dfdc_fakes.masks import Box, ellipse_mask, landmarks_from_box
+from dfdc_fakes.face_masks import Box, ellipse_mask, landmarks_from_box
 
 from .photos import Photo, load_photos, photo_cache_dir
 

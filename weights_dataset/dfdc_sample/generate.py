@@ -48,6 +48,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from dfdc_fakes import DONOR_METHODS, METHODS, make_fake
+from dfdc_infer.console import fail, setup_logging
 from dfdc_sample.faces import Box, FaceSprite, heads_by_identity, load_face_sprites, paste_sprite, vary_sprite
 
 LAYOUTS = ("test", "train")
@@ -457,7 +458,7 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m dfdc_sample OUT_DIR [options]`` (also the ``dfdc-sample`` script)."""
     parser = argparse.ArgumentParser(prog="dfdc-sample", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
@@ -474,15 +475,16 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"only these fake methods (default: all of {', '.join(METHODS.names())})")
     parser.add_argument("--frame-code", action="store_true", help="draw each frame's number into its top-left corner")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    setup_logging(logging.WARNING)
     start = time.perf_counter()
     try:
         generate_dataset(args.out_dir, videos=args.videos, width=args.size[0], height=args.size[1],
                          frames=args.frames, fps=args.fps, seed=args.seed, layout=args.layout,
                          chunks=args.chunks, identities=args.identities, methods=args.methods, frame_code=args.frame_code)
     except (ValueError, FileExistsError) as error:
-        parser.error(str(error))
+        return fail(error)
     c = summarize(args.out_dir)
     print(f"wrote {c['videos']} videos to {args.out_dir} ({c['real']} real, {c['fake']} fake, "
           f"{c['no_face']} without a face, {c['two_faces']} with two; {c['identities']} identities, "
           f"{c['methods']} fake methods) in {time.perf_counter() - start:.1f} s")
+    return 0

@@ -17,13 +17,13 @@ The DFDC crops are research-use data (the DFDC terms): the checkpoint is a model
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from dfdc_infer.console import setup_logging
 from dfdc_infer.models import load_model, save_checkpoint
 from dfdc_train.train import main as train
 
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("runs/starter-model"))
     parser.add_argument("--install", action="store_true", help=f"copy the trained best.pt to {STARTER_CHECKPOINT} in fp16")
     args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     run = args.workdir / "run"
     if (run / "evaluation.csv").is_file():  # written after the last epoch: the run is complete
         print(f"{run} holds a finished run: installing it as it is (delete {args.workdir} to train again)")

@@ -17,7 +17,7 @@ from dfdc_infer.config import InferenceConfig, setting
 from .augment import RECIPES
 from .fetch import fetch_command
 from .layout import parse_chunk_spec, parse_shard
-from .masks import MASK_METHODS
+from .difference_masks import MASK_METHODS
 from .pretrained import NONE, resolve_arch
 
 SAMPLERS = ("pairs", "all-fakes", "synthetic")
@@ -43,7 +43,7 @@ class ExtractConfig:
     delete_videos: bool = setting(False, "Delete a chunk's videos once all of them are extracted (frees disk for the next chunks).")
     reuse_boxes: bool = setting(True, "Detect faces on the originals only and cut every fake with its original's boxes at the same "
                                 "frames (pixel-aligned pairs, ~5x fewer detector runs on DFDC); off: detect on every video.")
-    mask_method: str = setting("absdiff", "Difference mask of each fake crop against its original's (masks.MASK_METHODS): absdiff "
+    mask_method: str = setting("absdiff", "Difference mask of each fake crop against its original's (difference_masks.MASK_METHODS): absdiff "
                                "(blurred absolute difference) or ssim.", choices=tuple(MASK_METHODS.names()))
     fetch: str | None = setting(None, "Download each chunk with this shell command, then unzip, extract and delete it, chunk after "
                                 "chunk ({n}: chunk number, {dir}: ROOT, {zip}: the zip it must leave), e.g. 'kaggle competitions "

@@ -3,7 +3,7 @@
     OUT/extract.json                      the extraction settings (crop geometry must not change mid-way)
     OUT/progress/dfdc_train_part_N.jsonl  the done-list: one JSON line per finished video, with its crops
     OUT/crops/dfdc_train_part_N/VIDEO/FRAME_FACE.jpg
-    OUT/crops/dfdc_train_part_N/VIDEO/FRAME_FACE_mask.png   a fake crop's difference mask (``masks``)
+    OUT/crops/dfdc_train_part_N/VIDEO/FRAME_FACE_mask.png   a fake crop's difference mask (``difference_masks``)
     OUT/index.csv                         one row per crop  (CROP_COLUMNS), rebuilt from the done-lists
     OUT/videos.csv                        one row per video (VIDEO_COLUMNS): status, reason, crop count
     OUT/fetch.jsonl                       with --fetch: one line per chunk fetched and done, or failed

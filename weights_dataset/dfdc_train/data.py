@@ -24,7 +24,7 @@ from .augment import RECIPES, draw_params, mixup, random_merge
 from .config import TrainConfig
 from .crop_index import face_box_in_crop, landmarks_in_crop
 from .layout import DataError
-from .masks import blank, difference_mask, load_mask, most_changed_box
+from .difference_masks import blank, difference_mask, load_mask, most_changed_box
 from .sampling import Batch, Group
 
 
@@ -159,7 +159,7 @@ class TrainBatches(Dataset):
 
     def cutout(self, group: Group, crops: list[np.ndarray]) -> list[np.ndarray]:
         """With ``cutout_prob``, every crop of the group (the real too) with the square where its first
-        fake changed most blanked (``masks.most_changed_box``); else the crops as they are.
+        fake changed most blanked (``difference_masks.most_changed_box``); else the crops as they are.
 
         The box comes from the fake's difference mask on disk, or, for an on-the-fly fake, from its
         difference to the real crop. Blanking the real alike keeps a black square from meaning FAKE;

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
+from dfdc_infer.console import USER_ERRORS, fail, setup_logging
 from dfdc_infer.config import InferenceConfig
 from dfdc_infer.cropping import resize_square
 from dfdc_infer.models import Ensemble
@@ -132,14 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="score a random sample of this many crops")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     if len(args.paths) < 2:
         parser.error("give at least one CHECKPOINT and the FOLDER")
     try:
         table, result = evaluate_folder(args.paths[:-1], args.paths[-1], args.chunks, args.limit, args.seed)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(error)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.6f")
     print(result.describe())

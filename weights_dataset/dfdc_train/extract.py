@@ -42,8 +42,8 @@ from typing import Any, Collection, Sequence
 import cv2
 import numpy as np
 
-from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
 from dfdc_infer.config import add_config_arguments, add_dataclass_arguments, config_from_args, dataclass_from_args
+from dfdc_infer.console import EXIT_USAGE, USER_ERRORS, setup_logging
 from dfdc_infer.cropping import CROP_GEOMETRIES, crop_face, select_faces
 from dfdc_infer.face_detection import MtcnnDetector, create_detector
 from dfdc_infer.progress import ProgressLine, format_duration
@@ -55,7 +55,7 @@ from .config import ExtractConfig
 from .crop_index import DoneList, VideoRecord, check_settings, face_box_in_crop, write_index
 from .fetch import FetchLog, delete_videos, fetch_chunk
 from .layout import Chunk, DataError, VideoEntry, find_chunks, format_chunk_spec, parse_chunk_spec, read_metadata, shard_chunks
-from .masks import difference_mask, save_mask
+from .difference_masks import difference_mask, save_mask
 
 log = logging.getLogger(__name__)
 
@@ -486,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_dataclass_arguments(parser, ExtractConfig, "extraction settings")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     try:
         config = dataclass_from_args(ExtractConfig, args, inference=config_from_args(args))
         summary = extract(args.root, args.out, config, args.detector_weights)

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from dfdc_infer.console import USER_ERRORS, fail
 from dfdc_infer.models import read_checkpoint
 
 from .crop_index import read_index
@@ -69,9 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         identities = column(crops, "identity").tolist()
         plans = [(fold, int(seed), *fold_identities(identities, args.folds, fold))
                  for fold in range(args.folds) for seed in args.seeds.split(",")]
-    except (DataError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:
+        return fail(error)
     rows = []
     for fold, seed, test, val in plans:
         run = args.out / (f"fold-{fold}" if args.seeds == "0" else f"fold-{fold}-seed-{seed}")

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
+from dfdc_infer.console import USER_ERRORS, fail, setup_logging
 from dfdc_infer.config import InferenceConfig
 from dfdc_infer.face_detection import create_detector
 
@@ -100,15 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=300, help="crops to measure, drawn at random (default: 300)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     try:
         folder = read_faces_folder(args.folder)
         rows = np.random.default_rng(args.seed).permutation(len(folder.crops))[:args.sample]
         images = [load_crop(args.folder / folder.crops["path"].iloc[row]) for row in rows]
         print(measure(images).describe())
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(error)
     return 0
 
 

@@ -34,6 +34,7 @@ import timm
 import torch
 from torch import nn
 
+from dfdc_infer.console import fail
 from dfdc_infer.detector_weights import cache_root, fetch_verified, sha256_of
 from dfdc_infer.importers import IMAGENET_MEAN, IMAGENET_STD, load_weights_only
 from dfdc_infer.models import CheckpointError
@@ -319,8 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         start = export(args.source, args.out, args.arch)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return fail(error)
     print(f"wrote {args.out}: {start.arch} with its 1000-class ImageNet head, from {start.source} (sha256 {start.sha256}); "
           f"input normalisation mean {start.mean}, std {start.std}")
     return 0

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from dfdc_infer.cli import EXIT_USAGE
+from dfdc_infer.console import fail
 
 from .evaluate import Figures, figures
 
@@ -62,8 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name} fakes with every real video: AUC {result.auc:.4f}, logloss {result.logloss:.4f} "
                       f"({result.fake} fake, {result.real} real)")
     except (FileNotFoundError, KeyError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(error)
     return 0
 
 

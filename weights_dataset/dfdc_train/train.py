@@ -38,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from dfdc_fakes import METHODS
-from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
+from dfdc_infer.console import USER_ERRORS, fail, setup_logging
 from dfdc_infer.config import add_dataclass_arguments, dataclass_from_args
 from dfdc_infer.models import ModelSpec, create_network, preprocess, read_checkpoint
 from dfdc_infer.progress import ProgressLine, format_duration
@@ -448,13 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = dataclass_from_args(TrainConfig, args, base=resumed_config(args.resume))
         context = distributed.start(config.device)
-        logging.basicConfig(level=logging.INFO if context.is_main else logging.WARNING, datefmt="%H:%M:%S",
-                            format=f"%(asctime)s %(levelname)s {f'[rank {context.rank}] ' if context.active else ''}%(message)s")
+        setup_logging(logging.INFO if context.is_main else logging.WARNING, f"[rank {context.rank}] " if context.active else "")
         started = time.monotonic()
         history = train(args.crops, args.out, config, args.resume, args.stop_after, context)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(error)
     finally:
         distributed.stop(context)
     if context.is_main and history:

@@ -1,7 +1,7 @@
 """The README's first command: a whole local run on generated sample videos, scored by a small trained model.
 
-    python -m dfdc_sample.dry_run [--workdir runs/dry-run] [--videos 40] [--checkpoint a.pt ...] [--untrained]
-                                  [--report DIR | --no-report] [inference flags]
+    python -m dfdc_tools.dry_run [--workdir runs/dry-run] [--videos 40] [--checkpoint a.pt ...] [--untrained]
+                                 [--report DIR | --no-report] [inference flags]
 
 1. generates DFDC-format sample videos (unless the work folder already has them) of the identities
    the checkpoint never saw in training (its ``meta["identities_seen"]``), fakes by every method,
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -26,8 +25,8 @@ from typing import Sequence
 import pandas as pd
 
 from dfdc_fakes import METHODS
-from dfdc_infer.cli import EXIT_USAGE, USER_ERRORS
 from dfdc_infer.config import add_config_arguments, config_from_args
+from dfdc_infer.console import USER_ERRORS, fail, setup_logging
 from dfdc_infer.models import init_checkpoint, read_checkpoint
 from dfdc_infer.run import run_submission
 from dfdc_sample.faces import heads_by_identity, load_face_sprites
@@ -35,7 +34,7 @@ from dfdc_sample.generate import generate_dataset
 from dfdc_train.metrics import clipped_logloss, roc_auc
 
 DEMO_CHECKPOINT = Path(__file__).with_name("demo-model.pt")
-"""A tiny model trained on generated videos only (README "Sample data": the one command that made it)."""
+"""A tiny model trained on generated videos only (``demo_model``: the one command that made it)."""
 
 
 def unseen_identities(metas: list[dict]) -> tuple[list[str] | None, str]:
@@ -51,7 +50,7 @@ def unseen_identities(metas: list[dict]) -> tuple[list[str] | None, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfdc_sample.dry_run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dfdc_tools.dry_run", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("runs/dry-run"))
     parser.add_argument("--videos", type=int, default=40,
                         help="sample videos to generate (default 40: enough for a logloss and an AUC that mean something)")
@@ -61,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true", help="write no report")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
 
     checkpoints = args.checkpoint or [DEMO_CHECKPOINT]
     if args.untrained:
@@ -83,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_submission(config, data / "test_videos", data / "sample_submission.csv", checkpoints, output,
                        report=report)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(error)
 
     table = pd.read_csv(output)
     metadata = json.loads((data / "metadata.json").read_text())

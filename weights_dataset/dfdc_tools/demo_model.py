@@ -1,6 +1,6 @@
-"""The one command that makes the dry run's demo checkpoint, ``dfdc_sample/demo-model.pt``, from generated data only.
+"""The one command that makes the dry run's demo checkpoint, ``dfdc_tools/demo-model.pt``, from generated data only.
 
-    python -m dfdc_sample.demo_model [--workdir runs/demo-model] [--install]
+    python -m dfdc_tools.demo_model [--workdir runs/demo-model] [--install]
 
 Generates the multi-identity training set (``DATA``), extracts its faces with the kernel's own
 detector and crops (``EXTRACT``), fine-tunes the ImageNet EfficientNet-Lite0 of the ``efficientnet-lite0`` wheel
@@ -14,7 +14,6 @@ scores need real training (README "Training").
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -22,9 +21,13 @@ from typing import Sequence
 import torch
 
 from dfdc_infer.config import InferenceConfig
+from dfdc_infer.console import setup_logging
 from dfdc_infer.models import load_model, save_checkpoint
-from dfdc_sample.dry_run import DEMO_CHECKPOINT
 from dfdc_sample.generate import generate_dataset
+from dfdc_tools.dry_run import DEMO_CHECKPOINT
+from dfdc_train.config import ExtractConfig
+from dfdc_train.extract import extract
+from dfdc_train.train import main as train
 
 DATA = {"videos": 1350, "chunks": 15, "frames": 30, "seed": 2, "layout": "train"}
 EXTRACT = {"crop_size": 128, "frame_step": 5}
@@ -36,15 +39,11 @@ TRAIN = ["--train-chunks", "0-14", "--val-chunks", "", "--test-chunks", "", "--v
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dfdc_train.config import ExtractConfig
-    from dfdc_train.extract import extract
-    from dfdc_train.train import main as train
-
-    parser = argparse.ArgumentParser(prog="python -m dfdc_sample.demo_model", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dfdc_tools.demo_model", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("runs/demo-model"))
     parser.add_argument("--install", action="store_true", help=f"copy the trained best.pt to {DEMO_CHECKPOINT}")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     data, crops, run = args.workdir / "data", args.workdir / "crops", args.workdir / "run"
     if not data.is_dir():
         generate_dataset(data, **DATA)

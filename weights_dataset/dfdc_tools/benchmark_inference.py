@@ -1,6 +1,6 @@
 """Timing benchmark: will this ensemble finish ~4000 videos inside Kaggle's 9 hours?
 
-    python -m dfdc_sample.benchmark [--videos DIR] [--count 8] [--checkpoint a.pt ...] [--out runs/benchmark]
+    python -m dfdc_tools.benchmark_inference [--videos DIR] [--count 8] [--checkpoint a.pt ...] [--out runs/benchmark]
 
 On the given folder (default: freshly generated 1920x1080, 300-frame H.264 videos) it measures, in
 one run and on the same files:
@@ -50,6 +50,7 @@ import imageio_ffmpeg
 import torch
 
 from dfdc_infer.config import InferenceConfig, add_config_arguments, config_from_args
+from dfdc_infer.console import USER_ERRORS, fail, setup_logging
 from dfdc_infer.cropping import crop_frames
 from dfdc_infer.device import resolve_device
 from dfdc_infer.face_detection import create_detector
@@ -64,7 +65,7 @@ GOALS = {"end_to_end_over_decode_plus_classify": 1.2, "default_cpu_reader_over_o
 """The throughput goals (issue 11), as ratios measured within one run so they hold on a noisy machine."""
 GPU_STAGES = ("decode", "detect", "classify")
 """Stages whose CUDA stream work counts as the GPU being busy (NVDEC decoding included)."""
-log = logging.getLogger("dfdc_sample.benchmark")
+log = logging.getLogger("dfdc_tools.benchmark_inference")
 
 
 def interleaved_medians(items: Sequence[Path], works: dict[str, Callable[[Path], object]], repeats: int) -> dict[str, float]:
@@ -166,11 +167,11 @@ def runnable_readers(device: str = "auto") -> dict[str, FrameReader]:
     return readers
 
 
-def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
-    out: Path = args.out
+def benchmark_videos(args: argparse.Namespace) -> list[Path]:
+    """The first ``--count`` videos of ``--videos``, or of a generated set (made once per size and length in ``--out``)."""
     video_dir = args.videos
     if video_dir is None:
-        data = out / f"data_{args.size[0]}x{args.size[1]}_{args.frames}"
+        data = args.out / f"data_{args.size[0]}x{args.size[1]}_{args.frames}"
         if not (data / "test_videos").is_dir():
             log.info("generating %d %dx%d %d-frame videos in %s", args.count, *args.size, args.frames, data)
             generate_dataset(data, videos=args.count, width=args.size[0], height=args.size[1], frames=args.frames)
@@ -178,23 +179,35 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
     paths = sorted(Path(video_dir).glob("*.mp4"))[: args.count]
     if not paths:
         raise FileNotFoundError(f"no .mp4 files in {video_dir}")
-    checkpoints = args.checkpoint or [init_checkpoint(out / "untrained-b0.pt", "tf_efficientnet_b0")]
-    device = resolve_device(config.device)
-    ensemble = Ensemble.load(checkpoints, device, config.fp16)
-    tracker = FaceTracker(create_detector(config), config.detect_every)
-    reader_name = choose_reader(config.reader, config.device)
-    reader = create_reader(reader_name, config.device)
+    return paths
 
-    log.info("decode floor (ffmpeg) and every reader that runs here on %d videos, %d rounds", len(paths), args.repeats)
+
+def decode_seconds(paths: list[Path], config: InferenceConfig, repeats: int) -> dict[str, float]:
+    """Median decode seconds per video of the ffmpeg floor (``"ffmpeg"``) and of every reader that runs here."""
+    log.info("decode floor (ffmpeg) and every reader that runs here on %d videos, %d rounds", len(paths), repeats)
     sampling = FrameSampling.of(config)
     works = {name: (lambda path, backend=backend: backend.read(path, sampling))
              for name, backend in runnable_readers(config.device).items()}
-    by_reader = interleaved_medians(paths, {"ffmpeg": ffmpeg_floor, **works}, args.repeats)
-    floor = by_reader.pop("ffmpeg")
-    fastest = min(by_reader, key=by_reader.__getitem__)
-    cpu_default = next((name for name in AUTO_READERS if name != "nvdec" and name in by_reader), "opencv")
+    return interleaved_medians(paths, {"ffmpeg": ffmpeg_floor, **works}, repeats)
 
+
+@dataclass(frozen=True)
+class Stages:
+    """Detection and classification timed apart, one video at a time: seconds and crops are medians per video."""
+
+    detect: float
+    classify: float
+    detected_frame_share: float
+    """Share of the sampled frames the detector ran on (face tracking skips the others)."""
+    crops_median: float
+
+
+def time_stages(paths: list[Path], config: InferenceConfig, reader_name: str, ensemble: Ensemble) -> Stages:
+    """Each video decoded untimed, then its detection and its classification timed."""
     log.info("detection and classification per video")
+    reader = create_reader(reader_name, config.device)
+    tracker = FaceTracker(create_detector(config), config.detect_every)
+    sampling = FrameSampling.of(config)
     detect_times, classify_times, frames, crops = [], [], [], []
     for path in paths:
         sample = reader.read(path, sampling)
@@ -209,23 +222,46 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
         started = time.perf_counter()
         ensemble.predict(batch, config.batch_size)
         classify_times.append(time.perf_counter() - started)
-    classify = statistics.median(classify_times)
+    return Stages(statistics.median(detect_times), statistics.median(classify_times),
+                  tracker.detected_frames / max(sum(frames), 1), statistics.median(crops))
 
-    e2e_dir = out / f"linked_e2e_{len(paths)}_{args.e2e_videos}"
-    names = linked_videos(paths, args.e2e_videos, e2e_dir)
+
+def end_to_end_runs(config: InferenceConfig, ensemble: Ensemble, paths: list[Path], videos: int, repeats: int,
+                    work: Path) -> dict[str, list[EndToEnd]]:
+    """``repeats`` whole-pipeline runs over ``videos`` videos (``paths`` repeated) after an untimed warm-up: as
+    configured (``"configured"``) and, when detection skips frames, detecting every frame (``"detect_every_frame"``),
+    taking turns."""
+    folder = work / f"linked_e2e_{len(paths)}_{videos}"
+    names = linked_videos(paths, videos, folder)
     log.info("end to end over %d videos (%d files repeated), a warm-up run, then %d rounds, detection skipping %s",
-             len(names), len(paths), args.repeats, "on and off, taking turns" if config.detect_every > 1 else "off")
+             len(names), len(paths), repeats, "on and off, taking turns" if config.detect_every > 1 else "off")
     variants = {"configured": config}
     if config.detect_every > 1:
         variants["detect_every_frame"] = replace(config, detect_every=1)
-    end_to_end(config, ensemble, e2e_dir, names[: len(paths)])  # warm-up, untimed
+    end_to_end(config, ensemble, folder, names[: len(paths)])  # warm-up, untimed
     runs: dict[str, list[EndToEnd]] = {name: [] for name in variants}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for name, variant in variants.items():
-            runs[name].append(end_to_end(variant, ensemble, e2e_dir, names))
+            runs[name].append(end_to_end(variant, ensemble, folder, names))
+    return runs
+
+
+def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
+    """Every figure of the report (see the module doc), measured on the same videos in one run."""
+    paths = benchmark_videos(args)
+    checkpoints = args.checkpoint or [init_checkpoint(args.out / "untrained-b0.pt", "tf_efficientnet_b0")]
+    device = resolve_device(config.device)
+    ensemble = Ensemble.load(checkpoints, device, config.fp16)
+    reader_name = choose_reader(config.reader, config.device)
+
+    by_reader = decode_seconds(paths, config, args.repeats)
+    floor = by_reader.pop("ffmpeg")
+    fastest = min(by_reader, key=by_reader.__getitem__)
+    cpu_default = next((name for name in AUTO_READERS if name != "nvdec" and name in by_reader), "opencv")
+    stages = time_stages(paths, config, reader_name, ensemble)
+    runs = end_to_end_runs(config, ensemble, paths, args.e2e_videos, args.repeats, args.out)
     medians = {name: sorted(found, key=lambda run: run.seconds_per_video)[len(found) // 2] for name, found in runs.items()}
     e2e = medians["configured"]
-
     memory = {}
     for count in args.memory:
         log.info("peak memory over %d videos", count)
@@ -234,7 +270,7 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
     budget_hours = config.budget_hours - config.budget_margin_hours
     projected = e2e.seconds_per_video * TEST_VIDEOS / 3600
     ratios = {
-        "end_to_end_over_decode_plus_classify": e2e.seconds_per_video / (by_reader[fastest] + classify),
+        "end_to_end_over_decode_plus_classify": e2e.seconds_per_video / (by_reader[fastest] + stages.classify),
         "default_cpu_reader_over_opencv_loop": by_reader[cpu_default] / by_reader["opencv"],
         "end_to_end_over_our_decode": e2e.seconds_per_video / by_reader[reader_name],
         "end_to_end_over_ffmpeg_floor": e2e.seconds_per_video / floor,
@@ -243,20 +279,20 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": str(device),
                     "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
                     "torch": torch.__version__, "python": platform.python_version(), "load_average": os.getloadavg()},
-        "videos": {"folder": str(paths[0].parent), "count": len(paths), "end_to_end_count": len(names),
-                   "crops_median": statistics.median(crops)},
+        "videos": {"folder": str(paths[0].parent), "count": len(paths), "end_to_end_count": args.e2e_videos,
+                   "crops_median": stages.crops_median},
         "ensemble": [f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs],
         "config": config.to_dict(),
         "seconds_per_video": {
             "ffmpeg_decode_floor": floor,
             "opencv_grab_retrieve": by_reader["opencv"],
             f"decode_{reader_name}": by_reader[reader_name],
-            "detect": statistics.median(detect_times),
-            "classify": classify,
+            "detect": stages.detect,
+            "classify": stages.classify,
         },
         "decode_seconds_per_video_by_reader": by_reader,
         "readers": {"used": reader_name, "fastest": fastest, "default_cpu": cpu_default},
-        "detected_frame_share": tracker.detected_frames / max(sum(frames), 1),
+        "detected_frame_share": stages.detected_frame_share,
         "end_to_end_seconds_per_video": e2e.seconds_per_video,
         "end_to_end_runs": [run.seconds_per_video for run in runs["configured"]],
         "end_to_end_seconds_per_video_by_detection": {name: run.seconds_per_video for name, run in medians.items()},
@@ -307,7 +343,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfdc_sample.benchmark", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dfdc_tools.benchmark_inference", description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, help="folder of .mp4 files (default: generate them)")
     parser.add_argument("--count", type=int, default=8, help="videos to measure (default 8)")
     parser.add_argument("--size", type=_size, default=(1920, 1080), help="generated video size (default 1920x1080)")
@@ -321,13 +357,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         report = measure(args, config_from_args(args, trained_for=lambda: checkpoint_presets(args.checkpoint or [])))
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:
+        return fail(error)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     chart(report, args.out / "stages.png")
     print(json.dumps({key: report[key] for key in ("seconds_per_video", "decode_seconds_per_video_by_reader", "readers",

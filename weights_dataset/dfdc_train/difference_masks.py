@@ -12,7 +12,7 @@ channel (0 = unchanged, larger = more changed), computed by a method from ``MASK
   1st place's ``generate_diffs.py``), averaged over channels, times 255.
 
 Measured on generated fakes of all five ``dfdc_fakes`` methods, H.264-encoded separately from their
-originals and stored as JPEG q95 (``python -m dfdc_train.benchmark masks``, README): absdiff
+originals and stored as JPEG q95 (``python -m dfdc_tools.benchmark_training masks``, README): absdiff
 separates manipulated from untouched pixels better (pixel AUC 0.989 vs 0.973, best IoU with the
 true region 0.89 vs 0.81) at a third of the time. A wider blur helps smooth colour changes but
 erases texture-only ones (``reencode``): sigma 1.5 is the best compromise of those measured.

@@ -1,10 +1,10 @@
 """Measurements behind the README's training figures: extraction at DFDC scale, the loader, the training step (development only).
 
-    python -m dfdc_train.benchmark masks   [--work runs/bench-masks]     absdiff vs SSIM masks against the true manipulated pixels
-    python -m dfdc_train.benchmark extract [--work runs/bench-extract]   extraction per stage, with and without box reuse; disk
-    python -m dfdc_train.benchmark loader  CROPS... [--workers 0,1,2]    training images/s of the data loader at input 380
-    python -m dfdc_train.benchmark step    [--models efficientnet_lite0@96,...]  training crops/s and peak memory of the network step
-    python -m dfdc_train.benchmark loop    CROPS [--model efficientnet_lite0@128]  our training loop beside a bare timm loop, crops/s
+    python -m dfdc_tools.benchmark_training masks   [--work runs/bench-masks]     absdiff vs SSIM masks against the true manipulated pixels
+    python -m dfdc_tools.benchmark_training extract [--work runs/bench-extract]   extraction per stage, with and without box reuse; disk
+    python -m dfdc_tools.benchmark_training loader  CROPS... [--workers 0,1,2]    training images/s of the data loader at input 380
+    python -m dfdc_tools.benchmark_training step    [--models efficientnet_lite0@96,...]  training crops/s and peak memory of the network step
+    python -m dfdc_tools.benchmark_training loop    CROPS [--model efficientnet_lite0@128]  our training loop beside a bare timm loop, crops/s
 
 Everything runs on generated data (``dfdc_sample``, ``dfdc_fakes``), so the figures can be
 reproduced anywhere; each prints its results and writes them as JSON into ``--work``. Timings are
@@ -26,18 +26,18 @@ from typing import Sequence
 
 import numpy as np
 
+from dfdc_fakes import METHODS, make_fake
+from dfdc_infer.console import setup_logging
 from dfdc_infer.cropping import crop_face, select_faces
 from dfdc_infer.video_reading import FrameSampling, create_reader
-from dfdc_fakes import METHODS, make_fake
 from dfdc_sample.generate import generate_dataset, write_video
+from dfdc_train.augment import recompress
+from dfdc_train.config import ExtractConfig
+from dfdc_train.crop_index import read_index
+from dfdc_train.difference_masks import MASK_METHODS, blurred_absdiff
+from dfdc_train.extract import STAGES, extract
 
-from .augment import recompress
-from .config import ExtractConfig
-from .crop_index import read_index
-from .extract import STAGES, extract
-from .masks import MASK_METHODS, blurred_absdiff
-
-log = logging.getLogger("dfdc_train.benchmark")
+log = logging.getLogger("dfdc_tools.benchmark_training")
 
 
 # ---- masks -------------------------------------------------------------------------------------------
@@ -187,9 +187,9 @@ def benchmark_loader(crops_dirs: list[Path], workers: list[int], recipes: list[s
     augmentation recipe and worker count; the first batch of each loader (worker start-up) is not timed."""
     from torch.utils.data import DataLoader
 
-    from .config import TrainConfig
-    from .data import TrainBatches, single_threaded_opencv
-    from .sampling import build_pairing, epoch_batches
+    from dfdc_train.config import TrainConfig
+    from dfdc_train.data import TrainBatches, single_threaded_opencv
+    from dfdc_train.sampling import build_pairing, epoch_batches
 
     results: dict[str, dict[str, float]] = {}
     for crops_dir in crops_dirs:
@@ -285,9 +285,9 @@ def bare_loop(paths: list[Path], arch: str, input_size: int, batch: int, workers
 
     from dfdc_infer.models import preprocess
 
-    from .config import TrainConfig
-    from .data import load_crop, single_threaded_opencv, to_input_size
-    from .train import build_model
+    from dfdc_train.config import TrainConfig
+    from dfdc_train.data import load_crop, single_threaded_opencv, to_input_size
+    from dfdc_train.train import build_model
 
     class Crops(Dataset):
         def __len__(self) -> int:
@@ -325,12 +325,12 @@ def our_loop(crops_dir: Path, arch: str, input_size: int, batch: int, steps: int
 
     import torch
 
-    from .config import TrainConfig
-    from .data import single_threaded_opencv, torch_threads
-    from .sampling import Pairing
-    from .schedule import build_optimizer, build_scheduler
-    from .train import build_model, load_data, train_epoch
-    from .distributed import Distributed
+    from dfdc_train.config import TrainConfig
+    from dfdc_train.data import single_threaded_opencv, torch_threads
+    from dfdc_train.sampling import Pairing
+    from dfdc_train.schedule import build_optimizer, build_scheduler
+    from dfdc_train.train import build_model, load_data, train_epoch
+    from dfdc_train.distributed import Distributed
 
     config = TrainConfig(pretrained=pretrained, arch=arch, input_size=input_size, originals_per_batch=batch // 2, workers=workers,
                          epochs=1, **flags)
@@ -370,7 +370,7 @@ def benchmark_loop(crops_dir: Path, model: str, batch: int, steps: int, workers:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfdc_train.benchmark", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dfdc_tools.benchmark_training", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     masks = commands.add_parser("masks", help="difference mask methods against the true manipulated pixels")
     masks.add_argument("--work", type=Path, default=Path("runs/bench-masks"))
@@ -414,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="a TrainConfig value for our loop (e.g. --set crappify_prob=0); repeatable")
     loop.add_argument("--work", type=Path, default=Path("runs/bench-loop"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.command == "masks":
         results: dict = benchmark_masks(args.work, args.videos, parse_size(args.size), args.frames, args.crop_size, args.seed)

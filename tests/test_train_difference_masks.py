@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dfdc_train.layout import DataError
-from dfdc_train.masks import NOISE_FLOOR, blank, difference_mask, load_mask, most_changed_box, save_mask
+from dfdc_train.difference_masks import NOISE_FLOOR, blank, difference_mask, load_mask, most_changed_box, save_mask
 
 
 def textured(size: int = 64, seed: int = 0) -> np.ndarray:
