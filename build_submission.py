@@ -37,7 +37,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 import dfdc_infer
 from dfdc_infer.config import InferenceConfig, add_config_arguments, chosen_preset, config_from_args, preset_config
 from dfdc_infer.console import USER_ERRORS, fail
-from dfdc_infer.detector_weights import MTCNN_WEIGHT_FILES, fetch_mtcnn_weights, find_mtcnn_weights
+from dfdc_infer.detector_weights import MTCNN_WEIGHT_FILES, mtcnn_weights
 from dfdc_infer.manifest import list_files, write_manifest
 from dfdc_infer.models import CheckpointError, Ensemble, ModelSpec, checkpoint_presets, load_model, save_checkpoint
 from dfdc_infer.progress import format_duration
@@ -92,7 +92,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"Python version of the Kaggle image the wheels must install on (default {KAGGLE_PYTHON}, Kaggle's current)")
     parser.add_argument("--no-gpu-decode", action="store_true",
                         help=f"leave out {GPU_DECODE_WHEEL} (27 MB, GPU decode); the kernel then decodes on the CPU")
-    parser.add_argument("--detector-weights", type=Path, help="folder with MTCNN pnet/rnet/onet.pt; default: the cache")
+    parser.add_argument("--detector-weights", type=Path, help="folder with MTCNN pnet/rnet/onet.pt; default: mtcnn/ in --cache-dir, fetched once")
     parser.add_argument("--dataset-slug", default="your-kaggle-username/dfdc-offline-weights")
     parser.add_argument("--dataset-title", default="DFDC offline weights")
     parser.add_argument("--license", default="other", help="Kaggle licence name for the dataset")
@@ -197,15 +197,6 @@ def collect_wheels(wheel_dir: Path | None, into: Path, python: str, gpu_decode: 
     if "timm" not in chosen:
         raise BuildError(f"no timm-*.whl in {wheel_dir}: the kernel needs timm offline")
     return chosen
-
-
-def detector_folder(weights_dir: Path | None) -> Path:
-    try:
-        return find_mtcnn_weights(weights_dir)
-    except FileNotFoundError as error:
-        if weights_dir is not None:
-            raise BuildError(str(error)) from error
-        return fetch_mtcnn_weights()
 
 
 def size_plan(models: list[PackedModel], fp32: bool, fixed: dict[str, int]) -> list[tuple[str, int]]:
@@ -330,7 +321,7 @@ def build(args: argparse.Namespace) -> None:
     if out.exists() and not args.force:
         raise BuildError(f"{out} exists; pass --force to replace it")
     models = load_models(args.checkpoint)
-    detector = detector_folder(args.detector_weights)
+    detector = mtcnn_weights(args.detector_weights, config.cache_dir)
     with tempfile.TemporaryDirectory(prefix="dfdc_wheels_") as downloads:
         wheels = collect_wheels(args.wheels, Path(downloads), args.kernel_python, gpu_decode=not args.no_gpu_decode)
         package = Path(dfdc_infer.__file__).resolve().parent

