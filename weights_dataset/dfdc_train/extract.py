@@ -11,7 +11,7 @@ Faces are detected on the originals only. A DFDC fake is its original with the f
 frame for frame and pixel for pixel, so each fake is cut at its original's frames with its
 original's boxes: a real/fake pair then covers exactly the same pixels (the pair differs by the
 manipulation alone, not by detector jitter), the detector runs ~5x less, and the difference of
-the two crops is a mask of the manipulation (``masks``), stored next to the fake's crop. A fake
+the two crops is a mask of the manipulation (``difference_masks``), stored next to the fake's crop. A fake
 whose original cannot be used (not on disk, unreadable, another frame size or frame count) is
 detected on its own; the summary counts those by reason.
 
@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from dfdc_infer.config import add_config_arguments, add_dataclass_arguments, config_from_args, dataclass_from_args
-from dfdc_infer.console import EXIT_USAGE, USER_ERRORS, setup_logging
+from dfdc_infer.console import USER_ERRORS, fail, setup_logging
 from dfdc_infer.cropping import CROP_GEOMETRIES, crop_face, select_faces
 from dfdc_infer.face_detection import MtcnnDetector, create_detector
 from dfdc_infer.progress import ProgressLine, format_duration
@@ -491,11 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = dataclass_from_args(ExtractConfig, args, inference=config_from_args(args))
         summary = extract(args.root, args.out, config, args.detector_weights)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(error)
     except OSError as error:  # the disk, not the data: full, read-only, gone
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error, code=1)
     print(summary.report())
     return 0
 
