@@ -52,10 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(extract(data, crops, ExtractConfig(crop_size=EXTRACT["crop_size"], inference=inference)).report())
     code = train([str(crops), str(run), *TRAIN])
     if code == 0 and args.install:
-        model, spec = load_model(run / "best.pt")
-        save_checkpoint(DEMO_CHECKPOINT, model, spec, dtype=torch.float16)
-        print(f"installed {run / 'best.pt'} as {DEMO_CHECKPOINT} (fp16, {DEMO_CHECKPOINT.stat().st_size / 2**20:.1f} MB)")
+        install_fp16(run / "best.pt", DEMO_CHECKPOINT)
     return code
+
+
+def install_fp16(best: Path, dest: Path) -> None:
+    """Copy a run's ``best.pt`` to ``dest`` in fp16: committed checkpoints stay under 10 MB."""
+    model, spec = load_model(best)
+    save_checkpoint(dest, model, spec, dtype=torch.float16)
+    print(f"installed {best} as {dest} (fp16, {dest.stat().st_size / 2**20:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -21,11 +21,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from dfdc_infer.console import setup_logging
-from dfdc_infer.models import load_model, save_checkpoint
 from dfdc_train.train import main as train
+from dfdc_tools.demo_model import install_fp16
 
 STARTER_CHECKPOINT = Path(__file__).with_name("starter-model.pt")
 TRAIN = ["--layout", "deepfake-faces", "--pretrained", "efficientnet-lite0", "--input-size", "192", "--originals-per-batch", "16",
@@ -47,9 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         code = train([str(args.folder), str(run), *TRAIN, *extra])
     if code == 0 and args.install:
-        model, spec = load_model(run / "best.pt")
-        save_checkpoint(STARTER_CHECKPOINT, model, spec, dtype=torch.float16)
-        print(f"installed {run / 'best.pt'} as {STARTER_CHECKPOINT} (fp16, {STARTER_CHECKPOINT.stat().st_size / 2**20:.1f} MB)")
+        install_fp16(run / "best.pt", STARTER_CHECKPOINT)
     return code
 
 
