@@ -218,3 +218,6 @@ def test_slice_table_separates_methods_and_seen_from_unseen_identities(tmp_path:
     assert table.loc["seen identities", "logloss"] == pytest.approx(expected)
     csv_path, png_path = write_slice_table(table.reset_index(), tmp_path, "test")
     assert pd.read_csv(csv_path)["slice"].iloc[0] == "all" and png_path.read_bytes()[:4] == b"\x89PNG"
+    anonymous = Split("test", frozenset(), crops.drop(columns="identity"), crops.drop_duplicates("video"))
+    without = slice_table(anonymous, logits, 1.0, set(), {"self-blend"}, TrainConfig())["slice"].tolist()
+    assert without == ["all", "method part-warp (held out)", "method self-blend (seen)"], "no identities: no seen/unseen slices"

@@ -81,6 +81,11 @@ class TrainConfig:
     layout: str = setting("auto", "What CROPS is: extraction (python -m dfdc_train.extract's output), deepfake-faces (Kaggle's "
                           "deepfake-faces layout: metadata.csv and faces_224/, split by original), or auto (whichever it is).",
                           choices=("auto", "extraction", "deepfake-faces"))
+    group: str = setting("original", "deepfake-faces: what a pseudo-chunk deals out, each original with its fakes (original) or each "
+                         "person with all their originals and fakes (person, needs --persons): DFDC's actors recur, so only "
+                         "person splits test unseen people.", choices=("original", "person"))
+    persons: str = setting("", "deepfake-faces: the original,person table of python -m dfdc_train.identities; adds each crop's "
+                           "person (the evaluation's seen/unseen identities) and allows --group person.", metavar="FILE")
     train_chunks: str = setting("0-39", "Chunks of the training split (DFDC: 0-39).", metavar="SPEC")
     val_chunks: str = setting("40-44", "Chunks of the validation split, scored every epoch.", metavar="SPEC")
     test_chunks: str = setting("45-49", "Chunks of the test split, scored once with the best model; '' for none.", metavar="SPEC")

@@ -15,6 +15,11 @@ kernel's ensemble), so the figures are those the kernel would give these crops. 
 
 ``--chunks`` keeps the crops of those (pseudo-)chunks only: the split a training run held out (its
 test chunks are in the checkpoint's ``train_config``). An unreadable image is skipped and counted.
+
+``--persons FILE`` (``python -m dfdc_train.identities``) measures the identity leak of a split by original:
+the figures again for the crops of people the first checkpoint trained on (a person with an original in its
+training chunks) and of people it never saw, and ``person,person_seen`` columns in the scores. The chunks are
+dealt as that checkpoint's training dealt them (its ``group``).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import torch
 from dfdc_infer.console import USER_ERRORS, fail, setup_logging
 from dfdc_infer.config import InferenceConfig
 from dfdc_infer.cropping import resize_square
-from dfdc_infer.models import Ensemble
+from dfdc_infer.models import Ensemble, read_checkpoint
 from dfdc_infer.progress import ProgressLine
 
 from .layout import parse_chunk_spec
@@ -100,10 +105,15 @@ def score_crops(ensemble: Ensemble, folder: Path, paths: Sequence[str], batch_si
 
 
 def evaluate_folder(checkpoints: Sequence[Path], folder: Path, chunks: str | None = None, limit: int | None = None,
-                    seed: int = 0) -> tuple[pd.DataFrame, Figures]:
+                    seed: int = 0, persons: str = "") -> tuple[pd.DataFrame, Figures]:
     """The scores table (``videoname,label,p_fake``) and figures of the crops of ``folder`` (optionally only ``chunks``;
-    ``limit``: a random sample of that many, drawn with ``seed``)."""
-    crops, _, _ = read_crops(folder)
+    ``limit``: a random sample of that many, drawn with ``seed``; ``persons``: with each crop's person and whether the
+    first checkpoint trained on that person)."""
+    trained = read_checkpoint(checkpoints[0])[0].meta.get("train_config", {}) if persons else {}
+    crops, _, _ = read_crops(folder, persons=persons, group=trained.get("group", "original"))
+    if persons:
+        seen = set(crops.loc[crops["chunk"].isin(parse_chunk_spec(trained.get("train_chunks", ""))), "identity"])
+        crops = crops.assign(person=crops["identity"], person_seen=crops["identity"].isin(seen).map({True: "seen", False: "unseen"}))
     if chunks:
         crops = crops[crops["chunk"].isin(parse_chunk_spec(chunks))]
     if limit is not None and limit < len(crops):
@@ -119,6 +129,8 @@ def evaluate_folder(checkpoints: Sequence[Path], folder: Path, chunks: str | Non
                     crops["path"].iloc[int(np.argmin(readable))])
     table = pd.DataFrame({"videoname": crops["video"].to_numpy()[readable], "label": crops["label"].to_numpy()[readable],
                           "p_fake": scores[readable]})
+    if persons:
+        table[["person", "person_seen"]] = crops[["person", "person_seen"]].to_numpy()[readable]
     result = figures((table["label"] == "FAKE").to_numpy(), table["p_fake"].to_numpy())
     return table, replace(result, skipped=int((~readable).sum()))
 
@@ -131,17 +143,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunks", default=None, metavar="SPEC", help="only the crops of these (pseudo-)chunks, e.g. 45-49")
     parser.add_argument("--limit", type=int, default=None, help="score a random sample of this many crops")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
+    parser.add_argument("--persons", default="", metavar="FILE",
+                        help="original,person table (python -m dfdc_train.identities): figures for seen and unseen people too")
     args = parser.parse_args(argv)
     setup_logging()
     if len(args.paths) < 2:
         parser.error("give at least one CHECKPOINT and the FOLDER")
     try:
-        table, result = evaluate_folder(args.paths[:-1], args.paths[-1], args.chunks, args.limit, args.seed)
+        table, result = evaluate_folder(args.paths[:-1], args.paths[-1], args.chunks, args.limit, args.seed, args.persons)
     except USER_ERRORS as error:
         return fail(error)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.6f")
     print(result.describe())
+    if args.persons:
+        for seen, part in table.groupby("person_seen"):
+            labels = (part["label"] == "FAKE").to_numpy()
+            print(f"people {seen} in training ({part['person'].nunique()}): {figures(labels, part['p_fake'].to_numpy()).describe()}")
     print(f"wrote {args.out} ({len(table)} rows)")
     return 0
 

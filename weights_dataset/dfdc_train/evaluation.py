@@ -84,10 +84,12 @@ def slice_table(split: Split, logits: np.ndarray, temperature: float, seen_ident
     real = crops["label"] == "REAL"
     unseen = ~identity.isin(seen_identities)
     held_out = (~real) & ~method.isin(seen_methods)
-    slices = {"all": pd.Series(True, index=crops.index), "seen identities": ~unseen, "unseen identities": unseen}
+    slices = {"all": pd.Series(True, index=crops.index)}
+    if (identity != "").any():  # no identities (DFDC without a persons table): every video would count as unseen
+        slices.update({"seen identities": ~unseen, "unseen identities": unseen})
     for name in sorted(set(method[~real]) - {""}):
         slices[f"method {name} ({'seen' if name in seen_methods else 'held out'})"] = real | (method == name)
-    if unseen.any() and held_out.any():
+    if (identity != "").any() and unseen.any() and held_out.any():
         slices["unseen identities, held-out methods"] = unseen & (real | held_out)
     rows = []
     for name, chosen in slices.items():

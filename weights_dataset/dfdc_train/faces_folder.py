@@ -10,7 +10,9 @@ extracting faces themselves. Training reads it as if it were an extraction outpu
 Splits need chunks. The set has none, so each video gets a pseudo-chunk (0-49, as DFDC's parts)
 from a stable hash of its group: the original's name for an original and all its fakes, so a fake
 never sits on the other side of a split from its source. The default chunk specs (0-39 / 40-44 /
-45-49) then split 80 / 10 / 10 by original.
+45-49) then split 80 / 10 / 10 by original. DFDC's paid actors recur across originals, so that split
+shares people; with a persons table (``python -m dfdc_train.identities``, training's ``--group person``)
+the group is the original's person and a split holds people out.
 
 Bad rows are never trained on silently: a label other than REAL/FAKE, a repeated video name or a
 missing ``metadata.csv`` stop with a one-line ``DataError``; a row whose image is missing or not a
@@ -119,8 +121,13 @@ def read_metadata(folder: Path) -> pd.DataFrame:
     return table
 
 
-def read_faces_folder(folder: Path) -> FacesFolder:
-    """The crops and videos of a deepfake-faces folder as crop-index tables (see the module docstring)."""
+def read_faces_folder(folder: Path, persons: dict[str, str] | None = None, group: str = "original") -> FacesFolder:
+    """The crops and videos of a deepfake-faces folder as crop-index tables (see the module docstring).
+
+    ``persons`` (original -> person, ``identities.read_persons``) adds the ``identity`` column, each fake taking
+    its original's person, so the evaluation reports seen and unseen people; ``group="person"`` also deals the
+    pseudo-chunks by person, so a split holds people out. An original the table lacks is its own person (logged).
+    """
     folder = Path(folder)
     table = read_metadata(folder)
     images = image_folder(folder)
@@ -136,7 +143,11 @@ def read_faces_folder(folder: Path) -> FacesFolder:
     if orphans:
         log.info("%s: %d FAKE crops whose original has no crop here: scored, never paired in training", folder, orphans)
     original = [name if label == "FAKE" else None for name, label in zip(kept["original"], kept["label"])]
-    chunk = [group_chunk(source or video) for source, video in zip(original, kept["videoname"])]
+    groups = [source or video for source, video in zip(original, kept["videoname"])]
+    people = people_of(groups, persons, folder) if persons is not None else None
+    if group == "person" and people is None:
+        raise DataError("--group person needs --persons FILE (python -m dfdc_train.identities FOLDER FILE makes it)")
+    chunk = [group_chunk(name) for name in (people if group == "person" else groups)]
     side = 224  # the crop region's side; the face box is in its pixels (a crop of another size scales with it)
     x1, y1, x2, y2 = (side * value for value in FACE_BOX)
     crops = pd.DataFrame({
@@ -145,12 +156,23 @@ def read_faces_folder(folder: Path) -> FacesFolder:
         "crop_x1": 0, "crop_y1": 0, "crop_x2": side, "crop_y2": side,
         "path": [path for path, reason in zip(paths, reasons) if reason == ""], "mask": "", "landmarks": ""})
     assert list(crops.columns[:len(CROP_COLUMNS)]) == CROP_COLUMNS
+    if people is not None:
+        crops["identity"] = people
     videos = pd.DataFrame({"video": crops["video"], "label": crops["label"], "original": original, "chunk": chunk, "status": "ok",
                            "reason": "", "crops": 1, "width": 0, "height": 0, "frames": 0, "boxes_from": "", "boxes_note": ""})
     assert list(videos.columns) == VIDEO_COLUMNS
-    settings = {"layout": "deepfake-faces", "folder": folder.name, "crops": int(len(crops)), "skipped": skipped,
+    settings = {"layout": "deepfake-faces", "folder": folder.name, "crops": int(len(crops)), "skipped": skipped, "group": group,
                 "crop_geometry": "deepfake-faces", "crop_margin": DEEPFAKE_FACES_FRAMING["margin"], "preset": "deepfake-faces"}
     log.info("%s: %d crops of %d originals and %d fakes (deepfake-faces layout)%s", folder, len(crops),
              int((crops["label"] == "REAL").sum()), int((crops["label"] == "FAKE").sum()),
              f"; skipped {sum(skipped.values())}" if skipped else "")
     return FacesFolder(crops, videos, settings, skipped)
+
+
+def people_of(groups: list[str], persons: dict[str, str], folder: Path) -> list[str]:
+    """Each row's person: its group's (original's) entry in ``persons``, else the original itself (logged)."""
+    missing = sorted({name for name in groups if name not in persons})
+    if missing:
+        log.warning("%s: %d originals are in no person of the persons table: each is its own person (grouped by original), "
+                    "e.g. %s", folder, len(missing), missing[0])
+    return [persons.get(name, f"original:{name}") for name in groups]

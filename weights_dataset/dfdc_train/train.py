@@ -53,6 +53,7 @@ from .distributed import Distributed
 from .evaluation import evaluate, predict_logits, slice_table, write_slice_table
 from .faces_folder import is_faces_folder, read_faces_folder
 from .history import format_table, write_history
+from .identities import read_persons
 from .layout import DataError
 from .losses import loss_for_epoch
 from .metrics import clipped_logloss, score
@@ -111,18 +112,22 @@ def synthetic_methods(config: TrainConfig) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-def read_crops(crops_dir: Path, layout: str = "auto") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """``(crops, videos, settings)`` of an extraction output or a deepfake-faces folder (``layout`` auto: whichever it is)."""
+def read_crops(crops_dir: Path, layout: str = "auto", persons: str = "", group: str = "original"
+               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """``(crops, videos, settings)`` of an extraction output or a deepfake-faces folder (``layout`` auto: whichever it is;
+    ``persons`` and ``group``: see ``faces_folder.read_faces_folder``)."""
     if layout == "deepfake-faces" or (layout == "auto" and is_faces_folder(crops_dir)):
-        folder = read_faces_folder(crops_dir)
+        folder = read_faces_folder(crops_dir, read_persons(Path(persons)) if persons else None, group)
         return folder.crops, folder.videos, folder.settings
+    if persons or group != "original":
+        raise DataError("--persons and --group person are for a deepfake-faces folder; an extraction has its own identities")
     crops, videos = read_index(crops_dir)
     return crops, videos, read_settings(crops_dir)
 
 
 def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
     """Read the crops, split them (chunks, identities, methods) and pair the training originals with their fakes."""
-    crops, videos, settings = read_crops(crops_dir, config.layout)
+    crops, videos, settings = read_crops(crops_dir, config.layout, config.persons, config.group)
     splits = split_by_chunk(crops, videos, config)
     pairing = build_pairing(splits["train"].crops)
     methods = synthetic_methods(config)
