@@ -17,7 +17,7 @@ import pytest
 
 from dfdc_infer.models import load_model, read_checkpoint, save_checkpoint
 from dfdc_train import evaluate as evaluate_command
-from dfdc_train import identities
+from dfdc_train import folds, identities
 from dfdc_train.config import TrainConfig
 from dfdc_train.evaluate import figures
 from dfdc_train.faces_folder import group_chunk, read_faces_folder
@@ -139,3 +139,14 @@ def test_evaluate_reports_people_seen_and_unseen_in_training(tmp_path: Path, che
         line = next(line for line in printed if line.startswith(f"people {kind} in training"))
         assert f"({part['person'].nunique()}): {len(part)} crops" in line and f"balanced logloss {expected.balanced_logloss:.4f}" in line
     assert read_checkpoint(trained)[0].meta["train_config"]["group"] == "original"
+
+
+def test_folds_over_a_deepfake_faces_folder_deal_its_people(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_folder(tmp_path / "faces")
+    persons = write_persons(tmp_path / "persons.csv", {**PERSONS, "real11.mp4": "p3"})
+    calls: list[list[str]] = []
+    monkeypatch.setattr(folds, "train_main", lambda argv: calls.append(argv) or 3)  # stop after the first fold's command
+    assert folds.main([str(root), str(tmp_path / "folds"), "--folds", "2", "--persons", str(persons), "--epochs", "1"]) == 3
+    argv = calls[0]
+    flag = {name: argv[argv.index(name) + 1] for name in ("--test-identities", "--val-identities", "--persons")}
+    assert flag == {"--test-identities": "p0,p2", "--val-identities": "p1", "--persons": str(persons)} and "--epochs" in argv

@@ -1,7 +1,8 @@
 """Face extraction and training for the DFDC detector (development only, never packed for Kaggle).
 
 Stages, one module each: ``layout`` (the DFDC training folders) -> ``extract`` (faces to image
-files, ``python -m dfdc_train.extract``) with ``crop_index`` (the done-lists and index tables) ->
+files, ``python -m dfdc_train.extract``) with ``crop_index`` (the done-lists and index tables), or
+``faces_folder`` (Kaggle's deepfake-faces crops) with ``identities`` (its originals clustered into people) ->
 ``splits`` (train/validation/test by chunk, identity and fake method) -> ``sampling`` (real/fake
 groups per batch; on-the-fly fakes from ``dfdc_fakes``) -> ``augment`` and ``data`` (images to
 tensors) -> ``train`` (the loop, ``python -m dfdc_train.train``) with ``losses``, ``schedule``,

@@ -7,8 +7,8 @@ The identities of the crop index (sorted) are dealt into ``--folds`` groups, ide
 trains on everyone else; the held-out fake methods (``--test-methods``) stay out of every fold's training. Each fold is
 an ordinary training run in ``OUT/fold-I[-seed-S]``. ``OUT/folds.csv`` gets one row per run (test AUC and logloss per
 video, the held-out methods' AUC, the best epoch) and ``OUT/summary.csv`` their mean and standard deviation, as printed.
-Needs the ``identity`` column (metadata.json ``identity``, which the sample generator writes; DFDC has none: split
-DFDC by chunk instead).
+Needs identities: the ``identity`` column of an extraction (metadata.json ``identity``, which the sample generator
+writes; DFDC has none), or a deepfake-faces folder's people (``--persons FILE`` from ``python -m dfdc_train.identities``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ import pandas as pd
 from dfdc_infer.console import USER_ERRORS, fail
 from dfdc_infer.models import read_checkpoint
 
-from .crop_index import read_index
 from .layout import DataError
 from .splits import column
-from .train import BEST
+from .train import BEST, read_crops
 from .train import main as train_main
 
 FIGURES = ("test_auc", "test_logloss", "held_out_method_auc")
@@ -64,9 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; every fold runs once per seed")
+    parser.add_argument("--persons", default="", metavar="FILE",
+                        help="a deepfake-faces folder's people (python -m dfdc_train.identities): the identities to fold over")
     args, train_flags = parser.parse_known_args(argv)
+    if args.persons:
+        train_flags += ["--persons", args.persons]
     try:
-        crops, _ = read_index(args.crops)
+        crops, _, _ = read_crops(args.crops, persons=args.persons)
         identities = column(crops, "identity").tolist()
         plans = [(fold, int(seed), *fold_identities(identities, args.folds, fold))
                  for fold in range(args.folds) for seed in args.seeds.split(",")]
