@@ -169,3 +169,20 @@ def test_the_cache_dir_is_not_part_of_a_record(tmp_path: Path) -> None:
     assert InferenceConfig(cache_dir=tmp_path / "a").to_dict() == InferenceConfig(cache_dir=tmp_path / "b").to_dict()
     assert TrainConfig(cache_dir=tmp_path / "a").to_dict() == TrainConfig(cache_dir=tmp_path / "b").to_dict()
     assert "cache_dir" not in InferenceConfig().to_dict() and "cache_dir" not in TrainConfig().to_dict()
+
+
+def test_the_mtcnn_weights_command_fetches_into_the_cache_dir_or_says_why_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from dfdc_infer import detector_weights
+
+    asked: list[Path] = []
+    monkeypatch.setattr(detector_weights, "fetch_mtcnn_weights", lambda folder: asked.append(folder) or folder)
+    assert detector_weights.main(["--cache-dir", str(tmp_path)]) == 0
+    assert asked == [tmp_path / "mtcnn"] and capsys.readouterr().out == f"{tmp_path / 'mtcnn'}\n"
+
+    def offline(folder: Path) -> Path:
+        raise FetchError("could not download facenet-pytorch==2.6.0 with pip (no network, or no such release?): ERROR: x")
+
+    monkeypatch.setattr(detector_weights, "fetch_mtcnn_weights", offline)
+    assert detector_weights.main(["--dest", str(tmp_path / "here")]) == 2
+    assert capsys.readouterr().err == "error: could not download facenet-pytorch==2.6.0 with pip (no network, or no such release?): ERROR: x\n"

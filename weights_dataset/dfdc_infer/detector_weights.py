@@ -16,9 +16,11 @@ its own and passes that folder explicitly. Fetch by hand with
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from .config import default_cache_dir
+from .config import add_cache_dir_argument
+from .console import USER_ERRORS, fail
 from .fetched_files import fetch_verified
 
 MTCNN_WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
@@ -68,13 +70,17 @@ def fetch_mtcnn_weights(folder: Path) -> Path:
     return Path(folder)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dest", type=Path, default=cached_weights_dir(default_cache_dir()),
-                        help="target folder (default: %(default)s, mtcnn/ of $DFDC_CACHE_DIR when set)")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfdc_infer.detector_weights", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dest", type=Path, default=None, help="target folder (default: mtcnn/ of --cache-dir)")
+    add_cache_dir_argument(parser, "the MTCNN weights in mtcnn/")
     args = parser.parse_args(argv)
-    print(fetch_mtcnn_weights(args.dest))
+    try:
+        print(fetch_mtcnn_weights(args.dest or cached_weights_dir(args.cache_dir)))
+    except USER_ERRORS as error:  # FetchError: no network, or a release that is not the one pinned
+        return fail(error)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
