@@ -150,3 +150,16 @@ def test_folds_over_a_deepfake_faces_folder_deal_its_people(tmp_path: Path, monk
     argv = calls[0]
     flag = {name: argv[argv.index(name) + 1] for name in ("--test-identities", "--val-identities", "--persons")}
     assert flag == {"--test-identities": "p0,p2", "--val-identities": "p1", "--persons": str(persons)} and "--epochs" in argv
+
+
+def test_a_person_split_without_fakes_is_a_one_line_error(tmp_path: Path) -> None:
+    rows = [("real00.mp4", "REAL", ""), ("fake000.mp4", "FAKE", "real00.mp4"), ("real01.mp4", "REAL", ""),
+            ("fake010.mp4", "FAKE", "real01.mp4"), ("lonely.mp4", "REAL", "")]
+    root = make_folder(tmp_path / "faces", rows)
+    persons = write_persons(tmp_path / "persons.csv", {"real00.mp4": "p0", "real01.mp4": "p1", "lonely.mp4": "p2"})
+    chunk = {person: group_chunk(person) for person in ("p0", "p1", "p2")}
+    config = TrainConfig(group="person", persons=str(persons), train_chunks=str(chunk["p0"]), val_chunks=str(chunk["p1"]),
+                         test_chunks=str(chunk["p2"]))
+    with pytest.raises(DataError, match=rf"^the test split \(chunks {chunk['p2']}\) has no FAKE crops, so it cannot be scored; "
+                                        "give it other chunks or people$"):
+        load_data(root, config)

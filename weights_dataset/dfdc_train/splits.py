@@ -51,7 +51,7 @@ def split_by_chunk(crops: pd.DataFrame, videos: pd.DataFrame, config: TrainConfi
 
     Errors (``DataError``, one line): two splits sharing a chunk, an original and one of its fakes
     in two splits, an unknown identity or method, a name held out for both validation and test, a
-    split asked for that ends up without crops, a validation or test split without REAL or without FAKE crops.
+    split asked for that ends up without crops; with ``--persons``, a validation or test split without REAL or FAKE crops.
     """
     specs = {"train": config.train_chunks, "val": config.val_chunks, "test": config.test_chunks}
     chunks = {name: parse_chunk_spec(spec) for name, spec in specs.items()}
@@ -85,8 +85,8 @@ def split_by_chunk(crops: pd.DataFrame, videos: pd.DataFrame, config: TrainConfi
         part = crops[assignment == name].reset_index(drop=True)
         if part.empty:
             raise DataError(empty_split_message(name, specs[name], videos, held_identities, held_methods))
-        lacking = [label for label in ("REAL", "FAKE") if name != "train" and not (part["label"] == label).any()]
-        if lacking:  # AUC and the balanced logloss need both: a split of one person with no fakes, or of fakes alone
+        lacking = [label for label in ("REAL", "FAKE") if config.persons and name != "train" and not (part["label"] == label).any()]
+        if lacking:  # people dealt into splits: AUC and the balanced logloss need both, a person may bring only one
             raise DataError(f"the {name} split (chunks {specs[name] or 'none'}) has no {lacking[0]} crops, so it cannot be scored; "
                             f"give it other chunks or people")
         splits[name] = Split(name, chunks[name], part, videos[videos["video"].isin(set(part["video"]))].reset_index(drop=True))
