@@ -60,12 +60,18 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def read_rgb(path: Path) -> np.ndarray | None:
+    """An image file as (H, W, 3) uint8 RGB, or None when it is missing or cannot be decoded."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def load_crop(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB; a missing or unreadable file is a ``DataError`` naming it."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_rgb(path)
     if image is None:
         raise DataError(f"crop image missing or unreadable: {path} (re-run extraction for its video)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def to_input_size(image: np.ndarray, size: int) -> np.ndarray:

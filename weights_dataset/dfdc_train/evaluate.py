@@ -32,7 +32,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -43,6 +42,7 @@ from dfdc_infer.cropping import resize_square
 from dfdc_infer.models import Ensemble, read_checkpoint
 from dfdc_infer.progress import ProgressLine
 
+from .data import read_rgb
 from .layout import parse_chunk_spec
 from .metrics import clipped_logloss, roc_auc
 from .train import read_crops
@@ -83,10 +83,8 @@ def figures(labels: np.ndarray, scores: np.ndarray, clip_min: float = InferenceC
 
 def decode(path: Path, size: int) -> np.ndarray | None:
     """A crop file at the model's input size (RGB uint8), or None when it cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        return None
-    return resize_square(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size)
+    image = read_rgb(path)
+    return None if image is None else resize_square(image, size)
 
 
 def score_crops(ensemble: Ensemble, folder: Path, paths: Sequence[str], batch_size: int = 64) -> np.ndarray:

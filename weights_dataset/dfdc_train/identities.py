@@ -33,6 +33,7 @@ from dfdc_infer.console import USER_ERRORS, fail, setup_logging
 from dfdc_infer.fetched_files import download_sdist, fetch_verified
 from dfdc_infer.progress import ProgressLine
 
+from .data import read_rgb
 from .faces_folder import FACE_BOX, image_folder, read_metadata
 from .layout import DataError
 
@@ -81,11 +82,6 @@ def cluster(embeddings: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.
     sizes = pd.Series(labels).value_counts()
     rank = {label: position for position, label in enumerate(sorted(sizes.index, key=lambda label: (-sizes[label], label)))}
     return np.array([rank[label] for label in labels])
-
-
-def read_rgb(path: Path) -> np.ndarray | None:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def find_people(folder: Path, embedder: Embedder, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
