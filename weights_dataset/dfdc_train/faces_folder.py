@@ -175,4 +175,9 @@ def people_of(groups: list[str], persons: dict[str, str], folder: Path) -> list[
     if missing:
         log.warning("%s: %d originals are in no person of the persons table: each is its own person (grouped by original), "
                     "e.g. %s", folder, len(missing), missing[0])
-    return [persons.get(name, f"original:{name}") for name in groups]
+    return [persons[name] if name in persons else own_person(name) for name in groups]
+
+
+def own_person(original: str) -> str:
+    """The person of an original no cluster holds (unknown, or its image unreadable): itself, as in a split by original."""
+    return f"original:{original}"

@@ -34,7 +34,7 @@ from dfdc_infer.fetched_files import download_sdist, fetch_verified
 from dfdc_infer.progress import ProgressLine
 
 from .data import read_rgb
-from .faces_folder import FACE_BOX, image_folder, read_metadata
+from .faces_folder import FACE_BOX, image_folder, own_person, read_metadata
 from .layout import DataError
 
 log = logging.getLogger(__name__)
@@ -91,21 +91,21 @@ def find_people(folder: Path, embedder: Embedder, threshold: float = DEFAULT_THR
     if not originals:
         raise DataError(f"{folder}: no REAL rows to cluster")
     images = image_folder(folder)
-    vectors, unread = [], []
+    embedded, vectors, unread = [], [], []
     progress = ProgressLine(len(originals), unit="faces", every_seconds=30)
     for name in originals:
         image = read_rgb(images / f"{Path(name).stem}.jpg")
         if image is None:
             unread.append(name)
         else:
+            embedded.append(name)
             vectors.append(embedder.embed(image))
         progress.advance(1)
     if unread:
         log.warning("%d originals' images could not be read: each is its own person (grouped by original), e.g. %s",
                     len(unread), unread[0])
-    embedded = [name for name in originals if name not in set(unread)]
     numbers = cluster(np.stack(vectors), threshold) if vectors else np.zeros(0, int)
-    people = [f"p{number:04d}" for number in numbers] + [f"original:{name}" for name in unread]
+    people = [f"p{number:04d}" for number in numbers] + [own_person(name) for name in unread]
     result = pd.DataFrame({"original": embedded + unread, "person": people}, columns=PERSONS_COLUMNS)
     sizes = result["person"].value_counts()
     log.info("%d originals -> %d people (threshold %.2f): largest %d originals, %d alone, median %d", len(result), len(sizes),

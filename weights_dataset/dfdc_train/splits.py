@@ -85,8 +85,8 @@ def split_by_chunk(crops: pd.DataFrame, videos: pd.DataFrame, config: TrainConfi
         part = crops[assignment == name].reset_index(drop=True)
         if part.empty:
             raise DataError(empty_split_message(name, specs[name], videos, held_identities, held_methods))
-        lacking = [label for label in ("REAL", "FAKE") if config.persons and name != "train" and not (part["label"] == label).any()]
-        if lacking:  # people dealt into splits: AUC and the balanced logloss need both, a person may bring only one
+        lacking = [label for label in ("REAL", "FAKE") if not (part["label"] == label).any()]
+        if config.persons and name != "train" and lacking:  # people dealt out: AUC and balanced logloss need both labels
             raise DataError(f"the {name} split (chunks {specs[name] or 'none'}) has no {lacking[0]} crops, so it cannot be scored; "
                             f"give it other chunks or people")
         splits[name] = Split(name, chunks[name], part, videos[videos["video"].isin(set(part["video"]))].reset_index(drop=True))
