@@ -159,7 +159,7 @@ def test_the_deepfake_faces_geometry_frames_a_face_as_those_crops_do() -> None:
     frame[top:bottom, left:right] = 255
     crop = crop_face(frame, box, 64, 0.90, "deepfake-faces")
     assert crop.shape == (64, 64, 3) and crop.min() == 255  # exactly that region, resized
-    assert preset_config("deepfake-faces") == InferenceConfig(crop_geometry="deepfake-faces", crop_margin=0.90)
+    assert preset_config("deepfake-faces") == InferenceConfig(crop_geometry="deepfake-faces", crop_margin=0.90, flip_crops=True)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -181,3 +181,17 @@ def test_a_checkpoint_trained_on_deepfake_faces_brings_its_preset(tmp_path: Path
     with pytest.raises(ValueError, match=r"trained for different presets \(deepfake-faces, dfdc-1st\): pass --preset NAME"):
         chosen_preset(parse([]), lambda: ["deepfake-faces", "dfdc-1st", None])
     assert read_checkpoint(framed)[0].meta["preset"] == "deepfake-faces"
+
+
+def test_evaluate_flips_crops_as_the_checkpoints_preset_does_unless_told(tmp_path: Path, checkpoint: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    model, spec = load_model(checkpoint)
+    framed = save_checkpoint(tmp_path / "framed.pt", model, type(spec)(spec.arch, spec.input_size, spec.mean, spec.std,
+                                                                         {**spec.meta, "preset": "deepfake-faces"}))
+    flips: list[bool] = []
+    monkeypatch.setattr(evaluate_command, "evaluate_folder", lambda *args: flips.append(args[-1]) or pytest.fail("stop"))
+    root = make_folder(tmp_path / "faces")
+    for argv in ([checkpoint, root], [framed, root], [framed, root, "--no-flip-crops"], [checkpoint, root, "--flip-crops"]):
+        with pytest.raises(pytest.fail.Exception):
+            evaluate_command.main([str(arg) for arg in argv])
+    assert flips == [False, True, False, True]

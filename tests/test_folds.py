@@ -17,13 +17,15 @@ def test_every_person_is_tested_once_and_never_trained_validated_or_tested_twice
         assert test and val and not set(test) & set(val)
         tested += test
     assert sorted(tested) == sorted(set(people) - {""})
-    assert fold_identities(people, 3, 0) == (["p00", "p03", "p06", "p09"], ["p01", "p04"])
+    assert fold_identities(people, 3, 0) == (["p00", "p03", "p06", "p09"], ["p01", "p07"])
     with pytest.raises(DataError, match=r"--folds 4 needs K >= 2 and at least 2K identities; the index has 5"):
         fold_identities(["a", "b", "c", "d", "e"], 4, 0)
 
 
 def test_summary_is_the_mean_and_sample_standard_deviation_of_each_figure() -> None:
-    rows = pd.DataFrame({"test_auc": [0.7, 0.8, 0.9], "test_logloss": [0.6, 0.5, 0.4], "held_out_method_auc": [0.5, 0.6, 0.7]})
+    rows = pd.DataFrame({"test_auc": [0.7, 0.8, 0.9], "test_logloss": [0.6, 0.5, 0.4],
+                         "test_balanced_logloss": [0.7, 0.6, 0.5], "held_out_method_auc": [0.5, 0.6, 0.7]})
     summary = summarise(rows).set_index("figure")
     assert summary.loc["test_auc", "mean"] == pytest.approx(0.8) and summary.loc["test_auc", "std"] == pytest.approx(0.1)
     assert summary.loc["test_logloss", "mean"] == pytest.approx(0.5)
+    assert summary.loc["test_balanced_logloss", "mean"] == pytest.approx(0.6)

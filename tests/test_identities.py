@@ -73,6 +73,15 @@ def test_a_person_split_never_shares_a_person_between_splits(tmp_path: Path) -> 
     assert data.seen_identities == {"p0", "original:real11.mp4"}
 
 
+def test_people_held_out_by_name_split_a_deepfake_faces_folder_as_the_folds_do(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "faces")
+    config = TrainConfig(persons=str(write_persons(tmp_path / "persons.csv")), train_chunks="0-999", val_chunks="", test_chunks="",
+                         val_identities="p1", test_identities="p2")
+    data = load_data(root, config)
+    people = {name: set(split.crops["identity"]) for name, split in data.splits.items()}
+    assert people == {"train": {"p0", "original:real11.mp4"}, "val": {"p1"}, "test": {"p2"}}
+
+
 def test_wrong_persons_input_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_folder(tmp_path / "faces")
     with pytest.raises(DataError, match=r"^--group person needs --persons FILE \(python -m dfdc_train.identities FOLDER FILE"):

@@ -51,6 +51,15 @@ def test_ensemble_predicts_the_mean_of_real_forward_passes(tmp_path: Path) -> No
     assert not np.allclose(probabilities[0], probabilities[1]), "two seeds are two different models"
 
 
+def test_flipped_crops_average_the_crop_and_its_mirror_image(tmp_path: Path) -> None:
+    path = init_checkpoint(tmp_path / "m.pt", SMALL_ARCH, input_size=64, seed=2)
+    plain, flipping = Ensemble.load([path], torch.device("cpu")), Ensemble.load([path], torch.device("cpu"), flip=True)
+    crops = np.random.default_rng(1).integers(0, 256, size=(3, 64, 64, 3), dtype=np.uint8)
+    expected = (plain.predict(crops) + plain.predict(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
+    np.testing.assert_allclose(flipping.predict(crops, batch_size=2), expected, atol=1e-5)
+    assert not np.allclose(flipping.predict(crops), plain.predict(crops)), "a random network is not mirror-symmetric"
+
+
 def test_models_of_different_input_sizes_share_crops_cut_at_the_largest(tmp_path: Path) -> None:
     paths = [init_checkpoint(tmp_path / "a.pt", SMALL_ARCH, 64), init_checkpoint(tmp_path / "b.pt", SMALL_ARCH, 96)]
     ensemble = Ensemble.load(paths, torch.device("cpu"))

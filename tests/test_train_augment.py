@@ -162,6 +162,20 @@ def test_on_the_fly_fakes_change_only_the_face(crop_files: tuple[pd.DataFrame, P
     assert difference[:3].max() == 0 and difference[:, :3].max() == 0  # far from the face box nothing did
 
 
+def test_a_smaller_synthetic_box_keeps_the_self_blend_edge_inside_the_face(crop_files: tuple[pd.DataFrame, Path]) -> None:
+    crops, folder = crop_files
+    texture = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 1.5)
+    cv2.imwrite(str(folder / crops.loc[0, "path"]), texture)
+    group = (Group((Item(0, 0.0), Item(0, 1.0, method="self-blend")), seed=3),)
+    changed = {}
+    for scale in (1.0, 0.5):
+        images, _ = TrainBatches([group], crops, folder, replace(NO_AUGMENT, synthetic_box_scale=scale), 1.3, 64)[0]
+        changed[scale] = ((images[1] - images[0]).abs().sum(0) > 0.03).numpy()
+    ys, xs = np.nonzero(changed[0.5])  # the face box is x 14-50, y 12-52 at this size; halved about its centre: x 23-41, y 22-42
+    assert len(xs) and 18 <= xs.min() and xs.max() <= 46 and 16 <= ys.min() and ys.max() <= 48
+    assert changed[1.0][:, :18].any() and changed[1.0].sum() > 2 * changed[0.5].sum()  # the full box blends out to its edges
+
+
 def test_cutout_blanks_the_most_changed_square_in_every_crop_of_a_group(crop_files: tuple[pd.DataFrame, Path]) -> None:
     crops, folder = crop_files
     mask = np.full((16, 16), 30, np.uint8)  # the fake changed everywhere a little (mask: a quarter of the crop's side) ...

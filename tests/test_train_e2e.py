@@ -178,6 +178,8 @@ def test_training_cli_refuses_bad_input_in_one_line(crops: Path, tmp_path: Path,
         "error: unknown timm architecture 'no_such_net' (e.g. tf_efficientnet_b0 ... tf_efficientnet_b7)")
     assert error(str(crops), str(tmp_path / "o"), "--resume", str(tmp_path / "gone.pt")) == f"error: checkpoint not found: {tmp_path / 'gone.pt'}"
     assert error(str(crops), str(tmp_path / "o"), *SPLIT, "--flip-prob", "2") == "error: must be in [0, 1]: flip_prob=2.0"
+    assert error(str(crops), str(tmp_path / "o"), *SPLIT, "--synthetic-box-scale", "0") == (
+        "error: synthetic_box_scale must be in [0.25, 2], got 0.0")
     assert error(str(crops), str(tmp_path / "o"), *SPLIT, "--test-identities", "nobody") == (
         "error: --val-identities/--test-identities: unknown identity nobody; the crop index has astronaut, hanks, hopper, t1-1, t1-2, "
         "t1-3, t1-4, t1-5, t1-6")

@@ -54,6 +54,9 @@ def test_per_video_scores_use_the_kernels_aggregation() -> None:
     result = score(videos, np.array([1, 0, 1, 0, 0]), probabilities)
     assert (result["crops"], result["videos"], result["video_auc"]) == (5, 2, 1.0)
     assert result["video_logloss"] == pytest.approx(-(math.log(0.7) + math.log(0.99)) / 2)
+    unbalanced = score(np.array(["r", "f1", "f2", "f3"]), np.array([0, 1, 1, 1]), np.array([0.5, 0.9, 0.9, 0.9]))
+    assert unbalanced["video_logloss"] == pytest.approx((math.log(2) - 3 * math.log(0.9)) / 4)
+    assert unbalanced["video_balanced_logloss"] == pytest.approx((math.log(2) - math.log(0.9)) / 2)  # one real weighs as all fakes
 
 
 def test_focal_loss_down_weights_easy_crops_and_equals_bce_at_gamma_zero() -> None:

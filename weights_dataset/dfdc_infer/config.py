@@ -128,6 +128,8 @@ class InferenceConfig:
 
     # Classification and aggregation
     batch_size: int = setting(32, "Face crops per model forward pass (crops from several videos share a batch).")
+    flip_crops: bool = setting(False, "Also score every crop mirrored left-right and average the two probabilities (test-time "
+                               "augmentation; twice the classification work).")
     aggregation: str = setting("mean", "Per-model rule from crop probabilities to one per video (``aggregation.AGGREGATIONS``): ``mean`` "
                                "or ``confident`` (the 1st place's); the models' results are then averaged.")
     clip_min: float = setting(0.01, "Lower clip of every submitted label (bounds logloss per video).")
@@ -252,8 +254,9 @@ PRESETS.add("dfdc-1st", Preset(
 
 PRESETS.add("deepfake-faces", Preset(
     "for models trained on Kaggle's deepfake-faces crops (the starter detector): the seed's frames and mean, each crop cut "
-    "as those crops were (a square 0.90 x the MTCNN box's longer side, centred 0.043 of its side below the box's centre)",
-    {"crop_geometry": "deepfake-faces", "crop_margin": 0.90},
+    "as those crops were (a square 0.90 x the MTCNN box's longer side, centred 0.043 of its side below the box's centre) "
+    "and scored with its mirror image too",
+    {"crop_geometry": "deepfake-faces", "crop_margin": 0.90, "flip_crops": True},
 ))
 
 

@@ -148,12 +148,19 @@ def load_exactly(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], fa
 
 
 class Ensemble:
-    """Several checkpoints scored on the same crops; ``predict`` returns P(fake) per model and crop."""
+    """Several checkpoints scored on the same crops; ``predict`` returns P(fake) per model and crop.
 
-    def __init__(self, models: Sequence[tuple[torch.nn.Module, ModelSpec]], device: torch.device, fp16: bool = True) -> None:
+    With ``flip``, each crop is also scored mirrored left-right and the two probabilities are averaged
+    (test-time augmentation: a face and its mirror image are equally real or fake, and the two views'
+    errors partly cancel), at twice the classification work.
+    """
+
+    def __init__(self, models: Sequence[tuple[torch.nn.Module, ModelSpec]], device: torch.device, fp16: bool = True,
+                 flip: bool = False) -> None:
         if not models:
             raise ValueError("the ensemble needs at least one checkpoint")
         self.device = device
+        self.flip = flip
         self.half = fp16 and device.type == "cuda"
         memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         self.models = [model.to(device, memory_format=memory_format) for model, _ in models]
@@ -162,11 +169,11 @@ class Ensemble:
         """Forward-pass seconds per model so far: the budget guard drops the slowest first."""
 
     @classmethod
-    def load(cls, checkpoints: Sequence[Path], device: torch.device, fp16: bool = True) -> "Ensemble":
+    def load(cls, checkpoints: Sequence[Path], device: torch.device, fp16: bool = True, flip: bool = False) -> "Ensemble":
         """The ensemble of checkpoint files (see ``load_model`` for the errors)."""
         if not checkpoints:
             raise ValueError("the ensemble needs at least one checkpoint")
-        return cls([load_model(Path(path)) for path in checkpoints], device, fp16)
+        return cls([load_model(Path(path)) for path in checkpoints], device, fp16, flip)
 
     @property
     def crop_size(self) -> int:
@@ -203,8 +210,9 @@ class Ensemble:
         if self.half:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=images.device.type, dtype=torch.float16, enabled=self.half):
-            logits = model(inputs)
-        return torch.sigmoid(logits.float() / float(spec.meta.get("temperature", 1.0))).view(-1).cpu().numpy()
+            logits = model(torch.cat([inputs, inputs.flip(-1)]) if self.flip else inputs)
+        probabilities = torch.sigmoid(logits.float() / float(spec.meta.get("temperature", 1.0))).view(1 + self.flip, -1)
+        return probabilities.mean(0).cpu().numpy()
 
 
 def preprocess(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:

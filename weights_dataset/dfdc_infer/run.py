@@ -49,7 +49,7 @@ def run_submission(
         raise FileNotFoundError(f"video folder not found: {video_dir}")
     page = Report(report, filenames, config) if report is not None else None  # an unwritable folder fails here
     device = resolve_device(config.device)
-    ensemble = Ensemble.load(checkpoints, device, fp16=config.fp16)
+    ensemble = Ensemble.load(checkpoints, device, fp16=config.fp16, flip=config.flip_crops)
     detector = create_detector(config, detector_weights)
 
     progress = ProgressFile(Path(f"{output}.progress"), run_fingerprint(config, checkpoints, filenames))

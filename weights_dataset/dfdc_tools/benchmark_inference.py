@@ -126,7 +126,7 @@ def busy_share(timeline: list[Span], stages: tuple[str, ...], seconds: float) ->
 def _memory_probe(config: InferenceConfig, checkpoints: list[Path], video_dir: Path, names: list[str], queue: multiprocessing.Queue) -> None:
     """Child process: score ``names`` and report this process's peak resident memory (MB)."""
     logging.getLogger("dfdc_infer").setLevel(logging.ERROR)
-    ensemble = Ensemble.load(checkpoints, resolve_device(config.device), config.fp16)
+    ensemble = Ensemble.load(checkpoints, resolve_device(config.device), config.fp16, config.flip_crops)
     end_to_end(config, ensemble, video_dir, names)
     queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
@@ -251,7 +251,7 @@ def measure(args: argparse.Namespace, config: InferenceConfig) -> dict:
     paths = benchmark_videos(args)
     checkpoints = args.checkpoint or [init_checkpoint(args.out / "untrained-b0.pt", "tf_efficientnet_b0")]
     device = resolve_device(config.device)
-    ensemble = Ensemble.load(checkpoints, device, config.fp16)
+    ensemble = Ensemble.load(checkpoints, device, config.fp16, config.flip_crops)
     reader_name = choose_reader(config.reader, config.device)
 
     by_reader = decode_seconds(paths, config, args.repeats)

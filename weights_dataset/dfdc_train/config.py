@@ -101,6 +101,9 @@ class TrainConfig:
     synthetic_prob: float = setting(0.0, "pairs/all-fakes: probability that a group's fake is made on the fly instead (synthetic: always).")
     synthetic_methods: str = setting("", "Fake methods (dfdc_fakes) for on-the-fly fakes; default: every method not held out "
                                      "by --val-methods/--test-methods.", metavar="A,B")
+    synthetic_box_scale: float = setting(1.0, "On-the-fly fakes are made on the face box scaled by this about its centre: below 1 "
+                                         "puts a blend's edge inside the face, as a landmark hull does (a deepfake-faces crop is "
+                                         "tighter than its face box, so at 1 the edge falls on the crop's border).")
     originals_per_batch: int = setting(16, "Originals per batch (a pairs batch holds twice as many crops).")
     workers: int = setting(2, "Data-loading worker processes (0: load in the training process).")
 
@@ -212,6 +215,8 @@ class TrainConfig:
         if self.sampler not in SAMPLERS or self.loss not in LOSSES or self.stem not in STEMS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, loss one of {LOSSES}, "
                              f"stem one of {STEMS}")
+        if not 0.25 <= self.synthetic_box_scale <= 2.0:
+            raise ValueError(f"synthetic_box_scale must be in [0.25, 2], got {self.synthetic_box_scale}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.workers < 0 or self.unfreeze_blocks_per_epoch < 0 or (self.focal_after is not None and self.focal_after < 0):

@@ -111,11 +111,17 @@ class TrainBatches(Dataset):
         if len(batch) == 1:
             row = self.crops.iloc[batch[0].items[0].row]
             image = np.ascontiguousarray(load(batch[0].items[0].row)[:, ::-1])
-            x1, y1, x2, y2 = face_box_in_crop(row, image.shape[0])
+            x1, y1, x2, y2 = self.fake_box(row, image.shape[0])
             return image, (image.shape[1] - x2, y1, image.shape[1] - x1, y2)
         item = batch[(position + 1) % len(batch)].items[0]
         image = load(item.row)
-        return image, face_box_in_crop(self.crops.iloc[item.row], image.shape[0])
+        return image, self.fake_box(self.crops.iloc[item.row], image.shape[0])
+
+    def fake_box(self, row: pd.Series, side: int) -> tuple[float, float, float, float]:
+        """The face box an on-the-fly fake is made on: the row's, scaled by ``synthetic_box_scale`` about its centre."""
+        x1, y1, x2, y2 = face_box_in_crop(row, side)
+        grow = (self.config.synthetic_box_scale - 1) / 2
+        return x1 - grow * (x2 - x1), y1 - grow * (y2 - y1), x2 + grow * (x2 - x1), y2 + grow * (y2 - y1)
 
     def loader(self) -> Callable[[int], np.ndarray]:
         """A reader of crops by row for one batch: each file decoded once (a synthetic pair is one crop twice, a
@@ -144,7 +150,7 @@ class TrainBatches(Dataset):
                 image = load(item.row)
                 if item.method is not None:
                     donor = self.donor(batch, position, load) if item.method in DONOR_METHODS else None
-                    image = make_fake(item.method, image, face_box_in_crop(row, image.shape[0]), rng, donor)
+                    image = make_fake(item.method, image, self.fake_box(row, image.shape[0]), rng, donor)
                 crops.append(image)
             first = self.crops.iloc[group.items[0].row]
             landmarks = landmarks_in_crop(first)

@@ -5,7 +5,8 @@
 FOLDER is a deepfake-faces folder (``faces_folder``) or an extraction output. Each crop is resized to
 the model's input with the kernel's own resampling and scored by ``dfdc_infer.models.Ensemble``
 (the checkpoint's normalisation and temperature; several checkpoints: the mean over models, as the
-kernel's ensemble), so the figures are those the kernel would give these crops. Writes
+kernel's ensemble; each crop with its mirror image too when the checkpoints' preset flips crops, or with
+``--flip-crops``), so the figures are those the kernel would give these crops. Writes
 ``videoname,label,p_fake`` (one row per crop) and prints:
 
 - AUC;
@@ -37,14 +38,14 @@ import pandas as pd
 import torch
 
 from dfdc_infer.console import USER_ERRORS, fail, setup_logging
-from dfdc_infer.config import InferenceConfig
+from dfdc_infer.config import InferenceConfig, chosen_preset, preset_config
 from dfdc_infer.cropping import resize_square
-from dfdc_infer.models import Ensemble, read_checkpoint
+from dfdc_infer.models import Ensemble, checkpoint_presets, read_checkpoint
 from dfdc_infer.progress import ProgressLine
 
 from .data import read_rgb
 from .layout import parse_chunk_spec
-from .metrics import clipped_logloss, roc_auc
+from .metrics import balanced_logloss, clipped_logloss, roc_auc
 from .train import read_crops
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,8 @@ def figures(labels: np.ndarray, scores: np.ndarray, clip_min: float = InferenceC
     """AUC, clipped logloss and balanced logloss (mean over the two classes) of P(fake) ``scores`` for 0/1 ``labels``."""
     labels = np.asarray(labels, np.float64)
     real, fake = labels == 0, labels == 1
-    halves = [clipped_logloss(labels[part], scores[part], clip_min, clip_max) for part in (real, fake) if part.any()]
     return Figures(len(labels), int(real.sum()), int(fake.sum()), roc_auc(labels, scores) if real.any() and fake.any() else float("nan"),
-                   clipped_logloss(labels, scores, clip_min, clip_max), float(np.mean(halves)))
+                   clipped_logloss(labels, scores, clip_min, clip_max), balanced_logloss(labels, scores, clip_min, clip_max))
 
 
 def decode(path: Path, size: int) -> np.ndarray | None:
@@ -103,10 +103,10 @@ def score_crops(ensemble: Ensemble, folder: Path, paths: Sequence[str], batch_si
 
 
 def evaluate_folder(checkpoints: Sequence[Path], folder: Path, chunks: str | None = None, limit: int | None = None,
-                    seed: int = 0, persons: str = "") -> tuple[pd.DataFrame, Figures]:
+                    seed: int = 0, persons: str = "", flip: bool = False) -> tuple[pd.DataFrame, Figures]:
     """The scores table (``videoname,label,p_fake``) and figures of the crops of ``folder`` (optionally only ``chunks``;
     ``limit``: a random sample of that many, drawn with ``seed``; ``persons``: with each crop's person and whether the
-    first checkpoint trained on that person)."""
+    first checkpoint trained on that person; ``flip``: each crop also scored mirrored, as ``predict --flip-crops``)."""
     trained = read_checkpoint(checkpoints[0])[0].meta.get("train_config", {}) if persons else {}
     crops, _, _ = read_crops(folder, persons=persons, group=trained.get("group", "original"))
     if persons:
@@ -118,7 +118,7 @@ def evaluate_folder(checkpoints: Sequence[Path], folder: Path, chunks: str | Non
         crops = crops.iloc[np.sort(np.random.default_rng(seed).permutation(len(crops))[:limit])]
     if crops.empty:
         raise ValueError(f"{folder}: no crops to score{f' in chunks {chunks}' if chunks else ''}")
-    ensemble = Ensemble.load(checkpoints, torch.device("cpu"))
+    ensemble = Ensemble.load(checkpoints, torch.device("cpu"), flip=flip)
     log.info("scoring %d crops of %s with %s", len(crops), folder, ", ".join(f"{spec.arch}@{spec.input_size}" for spec in ensemble.specs))
     scores = score_crops(ensemble, folder, crops["path"].tolist())
     readable = ~np.isnan(scores)
@@ -143,12 +143,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     parser.add_argument("--persons", default="", metavar="FILE",
                         help="original,person table (python -m dfdc_train.identities): figures for seen and unseen people too")
+    parser.add_argument("--flip-crops", action=argparse.BooleanOptionalAction, default=None,
+                        help="also score every crop mirrored left-right and average the two, as predict --flip-crops (default: "
+                             "as the preset the checkpoints were trained for)")
     args = parser.parse_args(argv)
     setup_logging()
     if len(args.paths) < 2:
         parser.error("give at least one CHECKPOINT and the FOLDER")
     try:
-        table, result = evaluate_folder(args.paths[:-1], args.paths[-1], args.chunks, args.limit, args.seed, args.persons)
+        flip = args.flip_crops
+        if flip is None:
+            flip = preset_config(chosen_preset(args, lambda: checkpoint_presets(args.paths[:-1]))).flip_crops
+        table, result = evaluate_folder(args.paths[:-1], args.paths[-1], args.chunks, args.limit, args.seed, args.persons, flip)
     except USER_ERRORS as error:
         return fail(error)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -156,11 +156,11 @@ def read_faces_folder(folder: Path, persons: dict[str, str] | None = None, group
         "crop_x1": 0, "crop_y1": 0, "crop_x2": side, "crop_y2": side,
         "path": [path for path, reason in zip(paths, reasons) if reason == ""], "mask": "", "landmarks": ""})
     assert list(crops.columns[:len(CROP_COLUMNS)]) == CROP_COLUMNS
-    if people is not None:
-        crops["identity"] = people
     videos = pd.DataFrame({"video": crops["video"], "label": crops["label"], "original": original, "chunk": chunk, "status": "ok",
                            "reason": "", "crops": 1, "width": 0, "height": 0, "frames": 0, "boxes_from": "", "boxes_note": ""})
     assert list(videos.columns) == VIDEO_COLUMNS
+    if people is not None:  # on both tables, as an extraction's metadata.json identities: the splits check names on videos
+        crops["identity"] = videos["identity"] = people
     settings = {"layout": "deepfake-faces", "folder": folder.name, "crops": int(len(crops)), "skipped": skipped, "group": group,
                 "crop_geometry": "deepfake-faces", "crop_margin": DEEPFAKE_FACES_FRAMING["margin"], "preset": "deepfake-faces"}
     log.info("%s: %d crops of %d originals and %d fakes (deepfake-faces layout)%s", folder, len(crops),

@@ -3,10 +3,11 @@
     python -m dfdc_train.folds CROPS OUT --folds 3 [--seeds 0,1] [any dfdc_train.train flag, e.g. --pretrained efficientnet-lite0]
 
 The identities of the crop index (sorted) are dealt into ``--folds`` groups, identity ``n`` into group ``n % K``. Fold
-``i`` tests group ``i``, validates on the first half of group ``i + 1`` (best epoch, early stopping, calibration), and
+``i`` tests group ``i``, validates on every other person of group ``i + 1`` (best epoch, early stopping, calibration), and
 trains on everyone else; the held-out fake methods (``--test-methods``) stay out of every fold's training. Each fold is
-an ordinary training run in ``OUT/fold-I[-seed-S]``. ``OUT/folds.csv`` gets one row per run (test AUC and logloss per
-video, the held-out methods' AUC, the best epoch) and ``OUT/summary.csv`` their mean and standard deviation, as printed.
+an ordinary training run in ``OUT/fold-I[-seed-S]``. ``OUT/folds.csv`` gets one row per run (test AUC, logloss and
+balanced logloss per video, the held-out methods' AUC, the best epoch) and ``OUT/summary.csv`` their mean and standard
+deviation, as printed.
 Needs identities: the ``identity`` column of an extraction (metadata.json ``identity``, which the sample generator
 writes; DFDC has none), or a deepfake-faces folder's people (``--persons FILE`` from ``python -m dfdc_train.identities``).
 """
@@ -28,17 +29,21 @@ from .splits import column
 from .train import BEST, read_crops
 from .train import main as train_main
 
-FIGURES = ("test_auc", "test_logloss", "held_out_method_auc")
+FIGURES = ("test_auc", "test_logloss", "test_balanced_logloss", "held_out_method_auc")
 
 
 def fold_identities(identities: Sequence[str], folds: int, fold: int) -> tuple[list[str], list[str]]:
-    """(test, validation) identities of ``fold``: group ``fold`` and the first half (at least one) of the next group."""
+    """(test, validation) identities of ``fold``: group ``fold`` and every other person of the next group.
+
+    Every other, not the first half: ``identities`` names people by size (``p0000`` has the most originals), so a first
+    half would validate on the largest people, nearly a third of the crops, and train on what is left.
+    """
     people = sorted(set(identities) - {""})
     if folds < 2 or len(people) < 2 * folds:
         raise DataError(f"--folds {folds} needs K >= 2 and at least 2K identities; the index has {len(people)}")
     groups = [people[group::folds] for group in range(folds)]
     following = groups[(fold + 1) % folds]
-    return groups[fold], following[: max(1, len(following) // 2)]
+    return groups[fold], following[::2]
 
 
 def run_figures(run: Path) -> dict[str, float]:
@@ -48,6 +53,7 @@ def run_figures(run: Path) -> dict[str, float]:
     table = pd.read_csv(run / "evaluation.csv")
     held_out = table[table["slice"].str.contains(r"\(held out\)", regex=True)]
     return {"test_auc": metrics["test_video_auc"], "test_logloss": metrics["test_video_logloss"],
+            "test_balanced_logloss": metrics.get("test_video_balanced_logloss", float("nan")),
             "held_out_method_auc": float(held_out["auc"].mean()) if len(held_out) else float("nan"), "best_epoch": spec.meta["epoch"]}
 
 

@@ -23,6 +23,16 @@ def clipped_logloss(labels: np.ndarray, probabilities: np.ndarray, clip_min: flo
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
 
+def balanced_logloss(labels: np.ndarray, probabilities: np.ndarray, clip_min: float = 0.01, clip_max: float = 0.99) -> float:
+    """The mean of the REAL half's and the FAKE half's clipped logloss (of whichever halves there are, 0/1 labels).
+
+    DFDC is 83% fake, so a plain logloss flatters a model that leans to FAKE; this one weighs both classes alike.
+    """
+    labels, probabilities = np.asarray(labels, np.float64), np.asarray(probabilities, np.float64)
+    halves = [clipped_logloss(labels[part], probabilities[part], clip_min, clip_max) for part in (labels < 0.5, labels >= 0.5) if part.any()]
+    return float(np.mean(halves))
+
+
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve from ranks (Mann-Whitney U), ties counted half; NaN without both classes.
 
@@ -49,13 +59,15 @@ def per_video(videos: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
 
 def score(videos: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, clip_min: float = 0.01,
           clip_max: float = 0.99, rule: str = "mean") -> dict[str, float | int]:
-    """Logloss and AUC per crop and per video (aggregated with ``rule``), with the crop and video counts."""
+    """Logloss and AUC per crop and per video (aggregated with ``rule``), the balanced logloss per video, with the crop and
+    video counts."""
     by_video = per_video(videos, labels, probabilities, clip_min, clip_max, rule)
     return {
         "crop_logloss": clipped_logloss(labels, probabilities, clip_min, clip_max),
         "crop_auc": roc_auc(labels, probabilities),
         "video_logloss": clipped_logloss(by_video["label"], by_video["probability"], clip_min, clip_max),
         "video_auc": roc_auc(by_video["label"], by_video["probability"]),
+        "video_balanced_logloss": balanced_logloss(by_video["label"], by_video["probability"], clip_min, clip_max),
         "crops": len(labels),
         "videos": len(by_video),
     }
