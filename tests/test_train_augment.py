@@ -199,6 +199,21 @@ def test_cutout_blanks_the_most_changed_square_in_every_crop_of_a_group(crop_fil
     assert not (never == 0).all(1).any()
 
 
+def test_cutout_without_a_mask_on_disk_uses_the_fakes_difference_to_its_real(crop_files: tuple[pd.DataFrame, Path]) -> None:
+    crops, folder = crop_files  # deepfake-faces fakes have no mask file: the pair's own difference places the square
+    pair = (Group((Item(0, 0.0), Item(1, 1.0)), seed=3),)
+    images, _ = TrainBatches([pair], crops, folder, replace(NO_AUGMENT, cutout_prob=1), 1.3, 64)[0]
+    black = (images == 0).all(1)
+    assert black.any() and torch.equal(black[0], black[1])
+    ys, xs = np.nonzero(black[0].numpy())
+    assert 12 <= ys.min() and ys.max() < 52 and 14 <= xs.min() and xs.max() < 50  # inside the face, the only change
+    small = folder / "crops/small.png"  # a fake of another size than its real: no difference, no square
+    cv2.imwrite(str(small), np.full((48, 48, 3), 190, np.uint8))
+    crops.loc[1, "path"] = "crops/small.png"
+    images, _ = TrainBatches([pair], crops, folder, replace(NO_AUGMENT, cutout_prob=1), 1.3, 64)[0]
+    assert not (images == 0).all(1).any()
+
+
 def test_landmark_cutout_blacks_out_one_part() -> None:
     image = np.full((100, 100, 3), 200, np.uint8)
     landmarks = landmarks_from_box((20, 20, 80, 80))

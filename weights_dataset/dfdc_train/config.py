@@ -155,8 +155,9 @@ class TrainConfig:
     zoom_range: tuple[float, float] = setting((1.15, 1.35), "Zoom: the face is shown as if cropped with a margin drawn from this range.")
     crappify_prob: float = setting(0.1, "Probability of shrinking the crop to --crappify-size and back (low-quality video).")
     crappify_size: int = setting(64, "Side the crop is shrunk to by crappify.")
-    cutout_prob: float = setting(0.0, "Probability per group of blanking the square where its fake changed most (the difference mask; "
-                                 "an on-the-fly fake's own difference) in every crop of the group, the real too, before the recipe.")
+    cutout_prob: float = setting(0.0, "Probability per group of blanking the square where its fake changed most (its difference mask on "
+                                 "disk, else its difference to the group's real crop) in every crop of the group, the real too, "
+                                 "before the recipe.")
     jpeg_prob: float = setting(0.0, "Probability of re-encoding the group's crops (the real and the fake alike, after the fake is made) "
                                "as one JPEG of a quality drawn from --jpeg-quality: the codec a video fake goes through after its "
                                "manipulation.")

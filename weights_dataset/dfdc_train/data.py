@@ -173,8 +173,11 @@ class TrainBatches(Dataset):
         """With ``cutout_prob``, every crop of the group (the real too) with the square where its first
         fake changed most blanked (``difference_masks.most_changed_box``); else the crops as they are.
 
-        The box comes from the fake's difference mask on disk, or, for an on-the-fly fake, from its
-        difference to the real crop. Blanking the real alike keeps a black square from meaning FAKE;
+        The box comes from the fake's difference mask on disk or, without one (an on-the-fly fake, a
+        deepfake-faces crop), from its difference to the group's real crop, computed here. A deepfake-faces
+        fake is often cut at the same pixels as its original, so the square lands on the swapped face; where
+        the two were cut apart the difference is everywhere and the square is a plain cutout. Crops of two
+        sizes give no box. Blanking the real alike keeps a black square from meaning FAKE;
         it runs before the recipe, so flips and zooms move the square with the face. Its draws come
         from their own stream (``[seed, 2]``), so the setting changes no other draw.
         """
@@ -182,11 +185,17 @@ class TrainBatches(Dataset):
         if rng.random() >= self.config.cutout_prob:
             return crops
         for position, item in enumerate(group.items):
+            if item.label != 1.0:
+                continue
             mask_path = self.crops.iloc[item.row]["mask"]
-            if item.label == 1.0 and (item.method is not None or mask_path):
-                mask = difference_mask(crops[0], crops[position]) if item.method is not None else load_mask(self.crops_dir / mask_path)
-                box = most_changed_box(mask, rng)
-                return crops if box is None else [blank(image, box) for image in crops]
+            if item.method is None and mask_path:
+                mask = load_mask(self.crops_dir / mask_path)
+            elif crops[0].shape == crops[position].shape:
+                mask = difference_mask(crops[0], crops[position])
+            else:
+                return crops
+            box = most_changed_box(mask, rng)
+            return crops if box is None else [blank(image, box) for image in crops]
         return crops
 
 
