@@ -126,6 +126,13 @@ def test_all_fakes_and_synthetic_samplers() -> None:
     frames_of_r1 = {crops.loc[g.items[0].row, "frame"]: len(g.items) for e in range(30)
                     for b in epoch_batches(pairing, "all-fakes", 8, 0, e) for g in b if crops.loc[g.items[0].row, "video"] == "r1.mp4"}
     assert frames_of_r1 == {0: 2, 10: 3, 20: 3}  # frame 0 only has f1a; 10 and 20 have both fakes
+    for epoch in range(10):  # a fixed number of fakes per original: every group one size, each fake once before any twice
+        for group in (g for b in epoch_batches(pairing, "all-fakes", 8, 0, epoch, fakes_per_original=3) for g in b):
+            rows = crops.loc[[item.row for item in group.items]]
+            assert len(group.items) == 4 and rows["frame"].nunique() == 1 and set(rows["original"].iloc[1:]) == {rows["video"].iloc[0]}
+            counts = rows["video"].iloc[1:].value_counts()
+            available = 2 if (rows["video"].iloc[0], rows["frame"].iloc[0]) in {("r1.mp4", 10), ("r1.mp4", 20)} else 1
+            assert len(counts) == available and counts.max() - counts.min() <= 1
     methods = ("boundary", "face-swap", "self-blend")
     made = set()
     for epoch in range(10):

@@ -98,6 +98,8 @@ class TrainConfig:
     test_methods: str = setting("", "Fake methods kept out of training and validation: their fakes are tested only.", metavar="A,B")
     sampler: str = setting("pairs", "pairs: each original with one random fake video of it; all-fakes: each original with all its fakes; "
                           "synthetic: each original with a fake made on the fly from its own crop (no fake videos needed).", choices=SAMPLERS)
+    fakes_per_original: int = setting(0, "all-fakes: this many of an original's fakes per group (each once before any twice), so "
+                                      "every batch has one size (faster on a CPU); 0: all of them.")
     synthetic_prob: float = setting(0.0, "pairs/all-fakes: probability that a group's fake is made on the fly instead (synthetic: always).")
     synthetic_methods: str = setting("", "Fake methods (dfdc_fakes) for on-the-fly fakes; default: every method not held out "
                                      "by --val-methods/--test-methods.", metavar="A,B")
@@ -220,6 +222,8 @@ class TrainConfig:
             raise ValueError(f"synthetic_box_scale must be in [0.25, 2], got {self.synthetic_box_scale}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.fakes_per_original < 0:
+            raise ValueError(f"fakes_per_original must be >= 0, got {self.fakes_per_original}")
         if self.workers < 0 or self.unfreeze_blocks_per_epoch < 0 or (self.focal_after is not None and self.focal_after < 0):
             raise ValueError("workers, unfreeze_blocks_per_epoch and focal_after must be >= 0")
         if self.lr <= 0 or self.mixup_alpha <= 0:

@@ -264,7 +264,7 @@ def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: T
     network = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if context.active else model
     loss_name, loss_fn = loss_for_epoch(config, epoch)
     plan = rank_share(epoch_batches(data.pairing, config.sampler, config.originals_per_batch, config.seed, epoch, data.methods,
-                                    config.synthetic_prob), context.rank, context.world_size)
+                                    config.synthetic_prob, config.fakes_per_original), context.rank, context.world_size)
     crop_margin = float(data.settings["crop_margin"])
     loader = DataLoader(TrainBatches(plan, data.splits["train"].crops, data.crops_dir, config, crop_margin, spec.input_size),
                         batch_size=None, num_workers=config.workers, pin_memory=device.type == "cuda")
