@@ -99,7 +99,7 @@ class TrainConfig:
     sampler: str = setting("pairs", "pairs: each original with one random fake video of it; all-fakes: each original with all its fakes; "
                           "synthetic: each original with a fake made on the fly from its own crop (no fake videos needed).", choices=SAMPLERS)
     fakes_per_original: int = setting(0, "all-fakes: this many of an original's fakes per group (each once before any twice), so "
-                                      "every batch has one size (faster on a CPU); 0: all of them.")
+                                      "every batch has one size without --synthetic-prob (faster on a CPU); 0: all of them.")
     synthetic_prob: float = setting(0.0, "pairs/all-fakes: probability that a group's fake is made on the fly instead (synthetic: always).")
     synthetic_methods: str = setting("", "Fake methods (dfdc_fakes) for on-the-fly fakes; default: every method not held out "
                                      "by --val-methods/--test-methods.", metavar="A,B")
