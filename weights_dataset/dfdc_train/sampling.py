@@ -6,8 +6,9 @@ difference to learn from (instead of actor, room or light). Samplers (``TrainCon
 
 - ``pairs``: each original with one random fake of it, at a random frame both have a face in;
 - ``all-fakes``: each original with every fake of it that has a face at the chosen frame, or with
-  ``fakes_per_original`` of them (each fake once before any twice), so batches without on-the-fly fakes keep one size: on the
-  2-core CPU, batches of changing size took 1.5x the pairs sampler's time per crop (journal, 2026-12-07);
+  ``fakes_per_original`` of them (each fake once before any twice), so batches without on-the-fly
+  fakes keep one size: on the 2-core CPU, batches of changing size took 1.5x the pairs sampler's
+  time per crop (journal, 2026-12-07);
 - ``synthetic``: each original with a fake made on the fly from the same crop by a random method
   of ``dfdc_fakes.METHODS`` (self-blend, face swap with another original of the batch, ...):
   needs no fake video at all.
