@@ -133,6 +133,10 @@ def test_all_fakes_and_synthetic_samplers() -> None:
             counts = rows["video"].iloc[1:].value_counts()
             available = 2 if (rows["video"].iloc[0], rows["frame"].iloc[0]) in {("r1.mp4", 10), ("r1.mp4", 20)} else 1
             assert len(counts) == available and counts.max() - counts.min() <= 1
+    with pytest.raises(ValueError, match="fakes_per_original must be >= 0, got -1"):
+        TrainConfig(sampler="all-fakes", fakes_per_original=-1)
+    with pytest.raises(ValueError, match="the pairs sampler would ignore it"):
+        TrainConfig(fakes_per_original=4)
     methods = ("boundary", "face-swap", "self-blend")
     made = set()
     for epoch in range(10):

@@ -224,6 +224,8 @@ class TrainConfig:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.fakes_per_original < 0:
             raise ValueError(f"fakes_per_original must be >= 0, got {self.fakes_per_original}")
+        if self.fakes_per_original and self.sampler != "all-fakes":
+            raise ValueError(f"fakes_per_original is an all-fakes setting; the {self.sampler} sampler would ignore it")
         if self.workers < 0 or self.unfreeze_blocks_per_epoch < 0 or (self.focal_after is not None and self.focal_after < 0):
             raise ValueError("workers, unfreeze_blocks_per_epoch and focal_after must be >= 0")
         if self.lr <= 0 or self.mixup_alpha <= 0:
