@@ -197,6 +197,8 @@ def test_fine_tuning_options_resume_exactly_average_the_weights_and_log_to_tenso
     train(crops, tmp_path / "paused", config, stop_after=2)
     resumed = train(crops, tmp_path / "paused", config, resume=tmp_path / "paused" / "last.pt")
     assert [row["val_crop_logloss"] for row in resumed] == pytest.approx([row["val_crop_logloss"] for row in whole], abs=1e-6)
+    chosen = min(whole, key=lambda row: row["val_video_balanced_logloss_calibrated"])["epoch"]  # balanced loss: balanced pick
+    assert read_checkpoint(tmp_path / "whole" / "best.pt")[0].meta["epoch"] == chosen
     averaged = load_model(tmp_path / "whole" / "last.pt")[0].state_dict()
     torch.testing.assert_close(load_model(tmp_path / "paused" / "last.pt")[0].state_dict(), averaged)
     trained_weights = torch.load(tmp_path / "whole" / "last.resume.pt", weights_only=True)["trained_weights"]

@@ -202,6 +202,32 @@ def test_temperature_fit_recovers_an_overconfident_models_scale() -> None:
     assert roc_auc(labels, probabilities(overconfident, temperature)) == pytest.approx(roc_auc(labels, overconfident))  # ranking kept
 
 
+def test_balanced_temperature_fit_weighs_the_rare_class_like_the_common_one() -> None:
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0.0, 1.0], [100, 500])  # DFDC's share of fakes
+    videos = np.arange(600).astype(str)
+    logits = 6 * (rng.normal(0, 1, 600) + np.where(labels == 1, 0.5, -0.5))  # overconfident, reals ranked worse
+    plain, balanced = fit_temperature(videos, labels, logits), fit_temperature(videos, labels, logits, balanced=True)
+    assert plain != balanced
+    losses = {t: video_logloss(videos, labels, logits, t, 0.01, 0.99, balanced=True) for t in (plain, balanced)}
+    assert losses[balanced] < losses[plain], "the balanced fit is the better one on the figure it was fitted for"
+    halves = [clipped_logloss(labels[labels == c], probabilities(logits[labels == c], balanced)) for c in (0, 1)]
+    assert losses[balanced] == pytest.approx(np.mean(halves))
+
+
+def test_a_balanced_loss_run_is_selected_by_its_calibrated_balanced_logloss() -> None:
+    from dfdc_train.train import best_epoch, selection_metric
+
+    history = [{"val_video_logloss_calibrated": 0.49, "val_video_balanced_logloss_calibrated": 0.63},
+               {"val_video_logloss_calibrated": 0.58, "val_video_balanced_logloss_calibrated": 0.55}]
+    assert selection_metric(TrainConfig()) == "val_video_logloss_calibrated" and best_epoch(history, TrainConfig()) == 0
+    balanced = TrainConfig(balanced_loss=True)
+    assert selection_metric(balanced) == "val_video_balanced_logloss_calibrated" and best_epoch(history, balanced) == 1
+    assert selection_metric(TrainConfig(balanced_loss=True, calibrate=False)) == "val_video_balanced_logloss"
+    older = [{"val_video_logloss_calibrated": row["val_video_logloss_calibrated"]} for row in history]
+    assert best_epoch(older, balanced) == 0, "a history from before the balanced figure existed resumes on its old metric"
+
+
 def test_slice_table_separates_methods_and_seen_from_unseen_identities(tmp_path: Path) -> None:
     rows = [("r1", "REAL", "ann", ""), ("f1", "FAKE", "ann", "self-blend"), ("r2", "REAL", "bob", ""), ("f2", "FAKE", "bob", "part-warp"),
             ("r3", "REAL", "cid", ""), ("f3", "FAKE", "cid", "self-blend")]

@@ -137,7 +137,8 @@ class TrainConfig:
                              "always new, gets --lr); e.g. 0.1 to fine-tune a pretrained body gently.")
     label_smoothing: float = setting(0.0, "Targets pulled towards 0.5 by this much (0.01: 0.005 and 0.995, as the 1st place).")
     balanced_loss: bool = setting(False, "The loss is the mean of the real crops' loss and the fake crops' loss (the 1st place's), "
-                                  "not the mean over all crops.")
+                                  "not the mean over all crops; the best epoch and the temperature then follow the validation's "
+                                  "balanced logloss too.")
     ohem: float = setting(0.0, "Online hard example mining: only this fraction of each class's crops, the highest-loss ones, count "
                           "in a batch's loss (0: all).")
     grad_clip: float = setting(0.0, "Clip the gradient's global norm to this (the 1st place: 1); 0: no clipping.")

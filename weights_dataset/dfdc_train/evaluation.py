@@ -56,14 +56,16 @@ def predict_logits(model: nn.Module, paths: list[str], crops_dir: Path, spec: Mo
 def evaluate(model: nn.Module, split: Split, crops_dir: Path, spec: ModelSpec, config: TrainConfig, device: torch.device,
              context: Distributed) -> dict[str, float | int]:
     """Logloss and AUC of ``split`` per crop and per video and the counts (``metrics.score``), clipped as the kernel clips;
-    with ``config.calibrate``, also the fitted ``temperature`` and the per-video logloss at it (``video_logloss_calibrated``)."""
+    with ``config.calibrate``, also the fitted ``temperature`` (fitted to the balanced logloss for a ``balanced_loss`` run)
+    and the per-video plain and balanced loglosses at it (``video_logloss_calibrated``, ``video_balanced_logloss_calibrated``)."""
     logits = predict_logits(model, split.crops["path"].tolist(), crops_dir, spec, config, device, context)
     videos, labels = split.crops["video"].to_numpy(), (split.crops["label"] == "FAKE").to_numpy(dtype=np.float64)
     metrics = score(videos, labels, probabilities(logits), config.clip_min, config.clip_max)
     if config.calibrate:
-        temperature = fit_temperature(videos, labels, logits, config.clip_min, config.clip_max)
+        temperature = fit_temperature(videos, labels, logits, config.clip_min, config.clip_max, balanced=config.balanced_loss)
         metrics["temperature"] = temperature
-        metrics["video_logloss_calibrated"] = video_logloss(videos, labels, logits, temperature, config.clip_min, config.clip_max)
+        for name, balanced in (("video_logloss_calibrated", False), ("video_balanced_logloss_calibrated", True)):
+            metrics[name] = video_logloss(videos, labels, logits, temperature, config.clip_min, config.clip_max, balanced=balanced)
     return metrics
 
 
