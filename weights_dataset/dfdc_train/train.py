@@ -26,7 +26,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -76,13 +76,13 @@ def selection_metric(config: TrainConfig) -> str:
     return f"{name}_calibrated" if config.calibrate else name
 
 
-def best_epoch(history: list[dict[str, Any]], config: TrainConfig) -> int:
-    """The position in ``history`` of the epoch ``selection_metric`` picks (a history written before a balanced run's
-    calibrated balanced logloss was recorded is judged on its plain calibrated logloss, as it was then)."""
+def best_epoch(history: list[dict[str, Any]], config: TrainConfig) -> tuple[int, str]:
+    """The position in ``history`` of the epoch ``selection_metric`` picks, and that metric (a history written before a
+    balanced run's calibrated balanced logloss was recorded is judged as it was then, without ``balanced_loss``)."""
     metric = selection_metric(config)
     if any(metric not in row for row in history):
-        metric = "val_video_logloss_calibrated" if config.calibrate else "val_video_logloss"
-    return min(range(len(history)), key=lambda position: history[position][metric])
+        metric = selection_metric(replace(config, balanced_loss=False))
+    return min(range(len(history)), key=lambda position: history[position][metric]), metric
 
 
 @dataclass(frozen=True)
@@ -323,10 +323,10 @@ def save_epoch(out_dir: Path, model: nn.Module, spec: ModelSpec, config: TrainCo
         state["trained_weights"] = model.state_dict()
         model = average.model
     save_training_state(out_dir / LAST, model, with_meta(spec, config, data, history), state)
-    best = best_epoch(history, config)
+    best, metric = best_epoch(history, config)
     if best == len(history) - 1:
         save_training_state(out_dir / BEST, model, with_meta(spec, config, data, history), state)
-        log.info("epoch %d is the best so far (by %s): wrote %s", history[best]["epoch"], selection_metric(config), out_dir / BEST)
+        log.info("epoch %d is the best so far (%s %.4f): wrote %s", history[best]["epoch"], metric, history[best][metric], out_dir / BEST)
     write_history(history, out_dir)
 
 
@@ -365,7 +365,7 @@ def stopped_early(history: list[dict[str, Any]], config: TrainConfig) -> bool:
     """Whether ``config.early_stopping`` epochs have passed since the best one (resuming such a run trains no more)."""
     if not config.early_stopping or not history:
         return False
-    return len(history) - 1 - best_epoch(history, config) >= config.early_stopping
+    return len(history) - 1 - best_epoch(history, config)[0] >= config.early_stopping
 
 
 class WeightAverage:
@@ -471,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         distributed.stop(context)
     if context.is_main and history:
         print(format_table(history))
-        best = history[best_epoch(history, config)]
+        best = history[best_epoch(history, config)[0]]
         calibrated = f", {best['val_video_logloss_calibrated']:.4f} at T={best['val_temperature']:.3g}" if config.calibrate else ""
         print(f"best epoch {best['epoch']}: validation logloss {best['val_video_logloss']:.4f} per video{calibrated} "
               f"({best['val_crop_logloss']:.4f} per crop), AUC {best['val_video_auc']:.4f} per video; "
