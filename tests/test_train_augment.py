@@ -20,6 +20,7 @@ from dfdc_train.crop_index import CROP_COLUMNS
 from dfdc_train.data import TrainBatches, face_box_in_crop, to_input_size
 from dfdc_train.layout import DataError
 from dfdc_train.difference_masks import save_mask
+from dfdc_train.mask_loss import UNKNOWN
 from dfdc_train.sampling import Group, Item
 
 NO_AUGMENT = TrainConfig(flip_prob=0, brightness_prob=0, zoom_prob=0, crappify_prob=0)
@@ -265,3 +266,18 @@ def test_batch_mixup_gives_soft_labels(crop_files: tuple[pd.DataFrame, Path]) ->
     labels = [loader[index][1] for index in range(len(batches))]
     assert all(abs(float(pair.sum()) - 1) < 1e-6 for pair in labels)
     assert any(0.0 < float(pair[0]) < 1.0 for pair in labels)
+
+
+def test_a_batch_carries_its_fakes_change_as_a_mask_target_only_when_asked(crop_files: tuple[pd.DataFrame, Path]) -> None:
+    crops, folder = crop_files
+    batch = (Group((Item(0, 0.0), Item(1, 1.0)), seed=7),)
+    assert len(TrainBatches([batch], crops, folder, NO_AUGMENT, 1.3, 32)[0]) == 2
+    config = replace(NO_AUGMENT, flip_prob=1, zoom_prob=1, mask_loss_weight=1.0)
+    images, labels, masks = TrainBatches([batch], crops, folder, config, 1.3, 32)[0]
+    assert masks.shape == (2, 1, 8, 8) and labels.tolist() == [0.0, 1.0]
+    assert masks[0].max() == 0  # the real: nothing changed
+    changed = ((images[1] - images[0]).abs().amax(0) > 0.1).float()  # where the augmented fake differs, as the model sees it
+    expected = torch.nn.functional.adaptive_avg_pool2d(changed[None, None], 8)[0, 0]
+    assert (masks[1, 0] - expected).abs().mean() < 0.1 and masks[1, 0].max() == 1 and masks[1, 0, 0].max() == 0
+    mixed = TrainBatches([batch], crops, folder, replace(config, mixup_prob=1), 1.3, 32)[0][2]
+    assert (mixed == UNKNOWN).all()  # mixed crops have no single change to point at

@@ -223,3 +223,19 @@ def test_early_stopping_counts_epochs_since_the_best_and_finishes_the_run(crops:
                                                          val_chunks="3", test_chunks="", originals_per_batch=16, workers=0))
     assert len(history) == 2 and (tmp_path / "run" / "evaluation.csv").is_file()  # finished: scored and calibrated
     assert "temperature" in read_checkpoint(tmp_path / "run" / "best.pt")[0].meta
+
+
+def test_the_mask_loss_trains_a_head_that_resumes_exactly_and_never_reaches_the_checkpoint(crops: Path, tmp_path: Path) -> None:
+    config = TrainConfig(arch="test_efficientnet", input_size=64, epochs=2, train_chunks="0-2", val_chunks="3", test_chunks="",
+                         originals_per_batch=16, workers=0, mask_loss_weight=1.0, lr=3e-3)
+    history = train(crops, tmp_path / "run", config)
+    losses = [row["train_mask_loss"] for row in history]
+    assert losses[1] < losses[0] < math.log(2)  # zero head: every cell starts at BCE ln 2, and learns where the fakes changed
+    assert all(0.5 < row["train_mask_fakes_with_target"] <= 1 for row in history)  # extraction cuts a fake at its original's pixels
+    train(crops, tmp_path / "paused", config, stop_after=1)
+    resumed = train(crops, tmp_path / "paused", config, resume=tmp_path / "paused" / "last.pt")
+    assert [row["val_crop_logloss"] for row in resumed] == pytest.approx([row["val_crop_logloss"] for row in history], abs=1e-6)
+    assert "mask_head" in torch.load(tmp_path / "run" / "last.resume.pt", weights_only=True)
+    plain = train(crops, tmp_path / "plain", replace(config, mask_loss_weight=0.0, epochs=1))
+    assert "train_mask_loss" not in plain[0]
+    assert list(load_model(tmp_path / "run" / "best.pt")[0].state_dict()) == list(load_model(tmp_path / "plain" / "best.pt")[0].state_dict())

@@ -5,7 +5,7 @@ files, ``python -m dfdc_train.extract``) with ``crop_index`` (the done-lists and
 ``faces_folder`` (Kaggle's deepfake-faces crops) with ``identities`` (its originals clustered into people) ->
 ``splits`` (train/validation/test by chunk, identity and fake method) -> ``sampling`` (real/fake
 groups per batch; on-the-fly fakes from ``dfdc_fakes``) -> ``augment`` and ``data`` (images to
-tensors) -> ``train`` (the loop, ``python -m dfdc_train.train``) with ``losses``, ``schedule``,
+tensors) -> ``train`` (the loop, ``python -m dfdc_train.train``) with ``losses`` and ``mask_loss``, ``schedule``,
 ``evaluation`` (the metric, and the table per method and seen/unseen identity), ``calibration``
 (the temperature the kernel applies), ``metrics``, ``history``, ``checkpoints`` and ``distributed``. ``config`` holds the two frozen settings objects, ``ExtractConfig`` and
 ``TrainConfig``.

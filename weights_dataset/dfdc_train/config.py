@@ -139,6 +139,9 @@ class TrainConfig:
     balanced_loss: bool = setting(False, "The loss is the mean of the real crops' loss and the fake crops' loss (the 1st place's), "
                                   "not the mean over all crops; the best epoch and the temperature then follow the validation's "
                                   "balanced logloss too.")
+    mask_loss_weight: float = setting(0.0, "Weight of an extra loss, training only: the classifier applied at each cell of the last "
+                                      "feature map learns where a pixel-aligned fake differs from its original (dfdc_train.mask_loss); "
+                                      "the checkpoint stays a plain classifier. 0: off.")
     ohem: float = setting(0.0, "Online hard example mining: only this fraction of each class's crops, the highest-loss ones, count "
                           "in a batch's loss (0: all).")
     grad_clip: float = setting(0.0, "Clip the gradient's global norm to this (the 1st place: 1); 0: no clipping.")
@@ -201,8 +204,8 @@ class TrainConfig:
         bad = [f"{name}={value}" for name, value in positive.items() if value < 1]
         if bad:
             raise ValueError(f"must be >= 1: {', '.join(bad)}")
-        if self.freeze_epochs < 0 or self.early_stopping < 0:
-            raise ValueError("freeze_epochs and early_stopping must be >= 0")
+        if self.freeze_epochs < 0 or self.early_stopping < 0 or self.mask_loss_weight < 0:
+            raise ValueError("freeze_epochs, early_stopping and mask_loss_weight must be >= 0")
         if not 0.0 < self.body_lr <= 1.0 or not 0.0 <= self.label_smoothing < 0.5 or self.grad_clip < 0 or not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"need 0 < body_lr <= 1, 0 <= label_smoothing < 0.5, grad_clip >= 0 and 0 <= ema_decay < 1; got "
                              f"{self.body_lr}, {self.label_smoothing}, {self.grad_clip}, {self.ema_decay}")

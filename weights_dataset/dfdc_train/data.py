@@ -25,6 +25,7 @@ from .config import TrainConfig
 from .crop_index import face_box_in_crop, landmarks_in_crop
 from .layout import DataError
 from .difference_masks import blank, difference_mask, load_mask, most_changed_box
+from .mask_loss import MASK_SIDE_DIVISOR, batch_targets
 from .sampling import Batch, Group
 
 
@@ -135,11 +136,13 @@ class TrainBatches(Dataset):
             return loaded[row]
         return load
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        """(images, labels), and with ``mask_loss_weight`` the crops' difference-mask targets (``mask_loss``) third."""
         batch = self.batches[index]
         images: list[np.ndarray] = []
         labels: list[float] = []
         merge: list[bool] = []
+        reals: list[int | None] = []  # the index in ``images`` of each crop's group's real, for the mask targets
         load = self.loader()
         for position, group in enumerate(batch):
             rng = np.random.default_rng(group.seed)
@@ -156,18 +159,25 @@ class TrainBatches(Dataset):
             landmarks = landmarks_in_crop(first)
             if landmarks is None:
                 landmarks = landmarks_from_box(face_box_in_crop(first, crops[0].shape[0]))
+            real = next((len(images) + i for i, item in enumerate(group.items) if item.label == 0.0 and item.method is None), None)
             for item, image in zip(group.items, self.cutout(group, crops), strict=True):
                 images.append(self.recipe(image, params, landmarks, group.seed))
                 labels.append(item.label)
                 merge.append(params.merge)
+                reals.append(real)
         rng = np.random.default_rng([group.seed for group in batch])
-        images = random_merge(images, labels, merge, rng)
-        tensor = to_tensor([to_input_size(image, self.input_size) for image in images])
+        merged = random_merge(images, labels, merge, rng)
+        usable = [after is before for after, before in zip(merged, images, strict=True)]
+        sized = [to_input_size(image, self.input_size) for image in merged]
+        tensor = to_tensor(sized)
         targets = torch.tensor(labels, dtype=torch.float32)
         if rng.random() < self.config.mixup_prob:
             weight = float(rng.beta(self.config.mixup_alpha, self.config.mixup_alpha))
             tensor, targets = mixup(tensor, targets, weight, torch.from_numpy(rng.permutation(len(labels))))
-        return tensor, targets
+            usable = [False] * len(usable)
+        if not self.config.mask_loss_weight:
+            return tensor, targets
+        return tensor, targets, batch_targets(sized, labels, reals, usable, self.input_size // MASK_SIDE_DIVISOR)
 
     def cutout(self, group: Group, crops: list[np.ndarray]) -> list[np.ndarray]:
         """With ``cutout_prob``, every crop of the group (the real too) with the square where its first

@@ -63,9 +63,11 @@ def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
     return [p for p in parameters if id(p) not in head], [p for p in parameters if id(p) in head]
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW over every parameter, the body at ``body_lr`` x the head's rate; frozen ones get no gradient, which AdamW skips."""
+def build_optimizer(model: nn.Module, config: TrainConfig, extra: nn.Module | None = None) -> torch.optim.Optimizer:
+    """AdamW over every parameter, the body at ``body_lr`` x the head's rate; frozen ones get no gradient, which AdamW skips.
+    ``extra`` (a training-only head, new like the classifier) learns at the head's rate."""
     body, head = parameter_groups(model)
+    head += list(extra.parameters()) if extra is not None else []
     return torch.optim.AdamW([{"params": body, "lr": config.lr * config.body_lr}, {"params": head, "lr": config.lr}],
                              lr=config.lr, weight_decay=config.weight_decay)
 

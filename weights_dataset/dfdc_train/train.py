@@ -56,6 +56,7 @@ from .history import format_table, write_history
 from .identities import read_persons
 from .layout import DataError
 from .losses import loss_for_epoch
+from .mask_loss import MaskHead, WithMaskHead, mask_loss
 from .metrics import clipped_logloss, score
 from .pretrained import load_start, start_network
 from .sampling import Pairing, batches_per_rank, build_pairing, epoch_batches, rank_share
@@ -224,16 +225,17 @@ def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | No
     device = context.device(config.device)
     model, spec = build_model(config)
     model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
+    head = MaskHead(model.num_features).to(device) if config.mask_loss_weight else None  # training only, never in best.pt
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
     board = TensorBoardLog(config.tensorboard) if config.tensorboard and context.is_main else None
     batches = math.ceil(len(data.pairing.usable(config.sampler)) / config.originals_per_batch)
     total_steps = batches_per_rank(batches, context.world_size) * config.epochs
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, config, head)
     scheduler = build_scheduler(optimizer, config, total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
     history: list[dict[str, Any]] = []
     if resume is not None:
-        history = restore(resume, model, spec, optimizer, scheduler, scaler, total_steps, average)
+        history = restore(resume, model, spec, optimizer, scheduler, scaler, total_steps, average, head)
     log.info("training %s@%d on %s x%d: %d epochs of %d batches per process (%d originals per batch), %d steps in all",
              spec.arch, spec.input_size, device, context.world_size, config.epochs, total_steps // config.epochs,
              config.originals_per_batch, total_steps)
@@ -243,14 +245,14 @@ def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | No
             if stopped_early(history, config):
                 break
             started = time.monotonic()
-            row = train_epoch(model, spec, data, config, epoch, optimizer, scheduler, scaler, device, context, average)
+            row = train_epoch(model, spec, data, config, epoch, optimizer, scheduler, scaler, device, context, average, head)
             scored = average.model if average else model
             metrics = evaluate(scored, data.splits["val"], data.crops_dir, spec, config, device, context)
             row.update({f"val_{name}": value for name, value in metrics.items() if name not in ("crops", "videos")})
             row["seconds"] = round(time.monotonic() - started, 1)
             history.append(row)
             if context.is_main:
-                save_epoch(out_dir, model, spec, config, data, history, optimizer, scheduler, scaler, total_steps, average)
+                save_epoch(out_dir, model, spec, config, data, history, optimizer, scheduler, scaler, total_steps, average, head)
                 print(format_table(history[-1:], header=epoch == first), flush=True)
                 if board:
                     board.write(row)
@@ -267,13 +269,16 @@ def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | No
 
 def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: TrainConfig, epoch: int,
                 optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
-                device: torch.device, context: Distributed, average: "WeightAverage | None" = None) -> dict[str, Any]:
-    """One pass over the epoch's batches (this process's share); returns the epoch's training columns."""
+                device: torch.device, context: Distributed, average: "WeightAverage | None" = None,
+                head: MaskHead | None = None) -> dict[str, Any]:
+    """One pass over the epoch's batches (this process's share); returns the epoch's training columns. With a mask
+    ``head`` its loss on the batch's mask targets (``mask_loss``) adds to the label's."""
     torch.manual_seed(config.seed + epoch)  # dropout draws depend on the epoch only: resuming changes nothing
     model.train()
     trainable = set_trainable(model, epoch, config.unfreeze_blocks_per_epoch, config.freeze_epochs)
     # Rebuilt every epoch: DDP syncs the gradients of the parameters trainable when it is built.
-    network = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if context.active else model
+    trained = WithMaskHead(model, head) if head is not None else model
+    network = DistributedDataParallel(trained, device_ids=[device] if device.type == "cuda" else None) if context.active else trained
     loss_name, loss_fn = loss_for_epoch(config, epoch)
     plan = rank_share(epoch_batches(data.pairing, config.sampler, config.originals_per_batch, config.seed, epoch, data.methods,
                                     config.synthetic_prob, config.fakes_per_original), context.rank, context.world_size)
@@ -282,14 +287,22 @@ def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: T
                         batch_size=None, num_workers=config.workers, pin_memory=device.type == "cuda")
     log.info("epoch %d/%d: %s loss, training %s", epoch + 1, config.epochs, loss_name, trainable)
     progress = ProgressLine(len(plan), unit="steps", every_seconds=30)
-    losses, targets, probabilities = [], [], []
-    for images, labels in loader:
+    losses, mask_losses, targets, probabilities = [], [], [], []
+    fakes_with_target = 0
+    for images, labels, *masks in loader:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if config.channels_last:  # otherwise as the loader made them (their strides decide the rounding, so older runs stay exact)
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
-            logits = network(preprocess(images, spec)).view(-1)
+            output = network(preprocess(images, spec))
+        logits, cells = output if head is not None else (output, None)
+        logits = logits.view(-1)
         loss = loss_fn(logits.float(), labels)
+        if cells is not None:
+            fakes_with_target += int(((masks[0][:, 0, 0, 0] >= 0) & (labels.cpu() >= 0.5)).sum())
+            where = mask_loss(cells, masks[0].to(device, non_blocking=True))
+            mask_losses.append(where.item())
+            loss = loss + config.mask_loss_weight * where
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if config.grad_clip:
@@ -306,19 +319,29 @@ def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: T
         progress.advance()
     train_logloss = clipped_logloss(np.concatenate(targets), np.concatenate(probabilities), config.clip_min, config.clip_max)
     rates = scheduler.get_last_lr()  # body, head
-    return {"epoch": epoch + 1, "loss": loss_name, "lr": rates[-1], "lr_body": rates[0], "train_loss": context.mean(float(np.mean(losses))),
-            "train_logloss": context.mean(train_logloss)}
+    row = {"epoch": epoch + 1, "loss": loss_name, "lr": rates[-1], "lr_body": rates[0], "train_loss": context.mean(float(np.mean(losses))),
+           "train_logloss": context.mean(train_logloss)}
+    if mask_losses:  # how many fakes had a mask target says whether the layout's pairs are aligned at all
+        fakes = int((np.concatenate(targets) >= 0.5).sum())
+        row["train_mask_loss"] = context.mean(float(np.mean(mask_losses)))
+        row["train_mask_fakes_with_target"] = context.mean(fakes_with_target / max(fakes, 1))
+        log.info("mask loss: %d of %d fakes had a target (pixel-aligned with their real); the rest trained on the label alone",
+                 fakes_with_target, fakes)
+    return row
 
 
 def save_epoch(out_dir: Path, model: nn.Module, spec: ModelSpec, config: TrainConfig, data: TrainingData,
                history: list[dict[str, Any]], optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-               scaler: torch.amp.GradScaler, total_steps: int, average: "WeightAverage | None" = None) -> None:
+               scaler: torch.amp.GradScaler, total_steps: int, average: "WeightAverage | None" = None,
+               head: MaskHead | None = None) -> None:
     """``last.pt`` (+ resume state) every epoch, ``best.pt`` when validation improved, the table and plot.
 
     With a weight average the checkpoints hold the average (what was validated); the trained weights go in the resume state.
     """
     state = {"epoch": len(history) - 1, "total_steps": total_steps, "history": history, "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}
+    if head is not None:
+        state["mask_head"] = head.state_dict()
     if average:
         state["trained_weights"] = model.state_dict()
         model = average.model
@@ -342,8 +365,8 @@ def with_meta(spec: ModelSpec, config: TrainConfig, data: TrainingData, history:
 
 def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.optim.Optimizer,
             scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, total_steps: int,
-            average: "WeightAverage | None" = None) -> list[dict[str, Any]]:
-    """Load a run's weights and optimiser/scheduler state; returns its history (epochs done)."""
+            average: "WeightAverage | None" = None, head: MaskHead | None = None) -> list[dict[str, Any]]:
+    """Load a run's weights and optimiser/scheduler state (and its mask head's); returns its history (epochs done)."""
     saved, weights, state = load_training_state(path)
     if (saved.arch, saved.input_size) != (spec.arch, spec.input_size):
         raise ValueError(f"{path} is {saved.arch}@{saved.input_size}, this run {spec.arch}@{spec.input_size}: resume with the same model")
@@ -354,6 +377,10 @@ def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.opti
         average.model.load_state_dict(weights)
         weights = state["trained_weights"]
     model.load_state_dict(weights)
+    if head is not None:
+        if "mask_head" not in state:
+            raise ValueError(f"{path} was trained without --mask-loss-weight: resume with the same settings")
+        head.load_state_dict(state["mask_head"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
