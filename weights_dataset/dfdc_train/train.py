@@ -307,7 +307,7 @@ def train_epoch(model: nn.Module, spec: ModelSpec, data: TrainingData, config: T
         scaler.scale(loss).backward()
         if config.grad_clip:
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            nn.utils.clip_grad_norm_(trained.parameters(), config.grad_clip)  # the mask head's too
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
