@@ -139,9 +139,9 @@ class TrainConfig:
     balanced_loss: bool = setting(False, "The loss is the mean of the real crops' loss and the fake crops' loss (the 1st place's), "
                                   "not the mean over all crops; the best epoch and the temperature then follow the validation's "
                                   "balanced logloss too.")
-    mask_loss_weight: float = setting(0.0, "Weight of an extra loss, training only: the classifier applied at each cell of the last "
-                                      "feature map learns where a pixel-aligned fake differs from its original (dfdc_train.mask_loss); "
-                                      "the checkpoint stays a plain classifier. 0: off.")
+    mask_loss_weight: float = setting(0.0, "Weight of an extra loss, training only: a 1x1 head on the last feature map learns where a "
+                                      "pixel-aligned fake differs from its original (dfdc_train.mask_loss); the head is never saved in "
+                                      "best.pt, which stays a plain classifier. 0: off.")
     ohem: float = setting(0.0, "Online hard example mining: only this fraction of each class's crops, the highest-loss ones, count "
                           "in a batch's loss (0: all).")
     grad_clip: float = setting(0.0, "Clip the gradient's global norm to this (the 1st place: 1); 0: no clipping.")
