@@ -236,6 +236,10 @@ def test_the_mask_loss_trains_a_head_that_resumes_exactly_and_never_reaches_the_
     resumed = train(crops, tmp_path / "paused", config, resume=tmp_path / "paused" / "last.pt")
     assert [row["val_crop_logloss"] for row in resumed] == pytest.approx([row["val_crop_logloss"] for row in history], abs=1e-6)
     assert "mask_head" in torch.load(tmp_path / "run" / "last.resume.pt", weights_only=True)
-    plain = train(crops, tmp_path / "plain", replace(config, mask_loss_weight=0.0, epochs=1))
+    with pytest.raises(ValueError, match="trained with --mask-loss-weight: resume with the same settings"):
+        train(crops, tmp_path / "paused", replace(config, mask_loss_weight=0.0), resume=tmp_path / "paused" / "last.pt")
+    plain = train(crops, tmp_path / "plain", replace(config, mask_loss_weight=0.0), stop_after=1)
     assert "train_mask_loss" not in plain[0]
+    with pytest.raises(ValueError, match="trained without --mask-loss-weight: resume with the same settings"):
+        train(crops, tmp_path / "plain", config, resume=tmp_path / "plain" / "last.pt")
     assert list(load_model(tmp_path / "run" / "best.pt")[0].state_dict()) == list(load_model(tmp_path / "plain" / "best.pt")[0].state_dict())

@@ -377,9 +377,10 @@ def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.opti
         average.model.load_state_dict(weights)
         weights = state["trained_weights"]
     model.load_state_dict(weights)
+    if (head is not None) != ("mask_head" in state):  # a head dropped or added halfway would train a different recipe
+        trained = "with" if "mask_head" in state else "without"
+        raise ValueError(f"{path} was trained {trained} --mask-loss-weight: resume with the same settings")
     if head is not None:
-        if "mask_head" not in state:
-            raise ValueError(f"{path} was trained without --mask-loss-weight: resume with the same settings")
         head.load_state_dict(state["mask_head"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
