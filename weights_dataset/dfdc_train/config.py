@@ -106,6 +106,9 @@ class TrainConfig:
     synthetic_box_scale: float = setting(1.0, "On-the-fly fakes are made on the face box scaled by this about its centre: below 1 "
                                          "puts a blend's edge inside the face, as a landmark hull does (a deepfake-faces crop is "
                                          "tighter than its face box, so at 1 the edge falls on the crop's border).")
+    min_fake_change: float = setting(0.0, "Leave out of training every fake cut at its original's pixels that changes less than this "
+                                     "fraction of its crop (dfdc_train.unchanged_fakes: near copies of their source, such as "
+                                     "audio-only fakes; e.g. 0.005); validation and test keep every fake. 0: keep all.")
     originals_per_batch: int = setting(16, "Originals per batch (a pairs batch holds twice as many crops).")
     workers: int = setting(2, "Data-loading worker processes (0: load in the training process).")
 
@@ -210,7 +213,7 @@ class TrainConfig:
             raise ValueError(f"need 0 < body_lr <= 1, 0 <= label_smoothing < 0.5, grad_clip >= 0 and 0 <= ema_decay < 1; got "
                              f"{self.body_lr}, {self.label_smoothing}, {self.grad_clip}, {self.ema_decay}")
         probabilities = ("ohem", "flip_prob", "brightness_prob", "zoom_prob", "crappify_prob", "cutout_prob", "jpeg_prob", "merge_prob",
-                         "mixup_prob", "pct_start", "synthetic_prob")
+                         "mixup_prob", "pct_start", "synthetic_prob", "min_fake_change")
         bad = [f"{name}={getattr(self, name)}" for name in probabilities if not 0.0 <= getattr(self, name) <= 1.0]
         if bad:
             raise ValueError(f"must be in [0, 1]: {', '.join(bad)}")

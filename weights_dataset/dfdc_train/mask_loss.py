@@ -53,15 +53,21 @@ def is_aligned(original: np.ndarray, fake: np.ndarray) -> bool:
     return float(difference[band].mean()) < ALIGNED_BORDER
 
 
+def changed_pixels(original: np.ndarray, fake: np.ndarray) -> np.ndarray | None:
+    """(H, W) bool, where ``fake`` differs from ``original`` by more than ``CHANGED_LEVEL``; None when the crops differ in
+    shape or are not pixel-aligned (their difference is then the framing, not the manipulation)."""
+    if original.shape != fake.shape or not is_aligned(original, fake):
+        return None
+    return blurred_absdiff(original, fake) > CHANGED_LEVEL
+
+
 def change_target(original: np.ndarray, fake: np.ndarray, side: int) -> np.ndarray | None:
     """(side, side) float32: the fraction of each cell's pixels where ``fake`` differs from ``original``, or None when the
     crops are not pixel-aligned or differ in shape, or the fake changed less than ``MIN_CHANGED`` of the crop."""
-    if original.shape != fake.shape or not is_aligned(original, fake):
+    changed = changed_pixels(original, fake)
+    if changed is None or changed.mean() < MIN_CHANGED:
         return None
-    changed = (blurred_absdiff(original, fake) > CHANGED_LEVEL).astype(np.float32)
-    if changed.mean() < MIN_CHANGED:
-        return None
-    return cv2.resize(changed, (side, side), interpolation=cv2.INTER_AREA)
+    return cv2.resize(changed.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA)
 
 
 def batch_targets(images: list[np.ndarray], labels: list[float], reals: list[int | None], usable: list[bool],

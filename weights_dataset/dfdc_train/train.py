@@ -62,6 +62,7 @@ from .pretrained import load_start, start_network
 from .sampling import Pairing, batches_per_rank, build_pairing, epoch_batches, rank_share
 from .schedule import build_optimizer, build_scheduler, set_trainable
 from .splits import Split, column, split_by_chunk
+from .unchanged_fakes import drop_unchanged_fakes
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,8 @@ def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
     """Read the crops, split them (chunks, identities, methods) and pair the training originals with their fakes."""
     crops, videos, settings = read_crops(crops_dir, config.layout, config.persons, config.group)
     splits = split_by_chunk(crops, videos, config)
+    if config.min_fake_change > 0:
+        splits["train"] = drop_unchanged_fakes(splits["train"], Path(crops_dir), config.min_fake_change, max(config.workers, 1))
     pairing = build_pairing(splits["train"].crops)
     methods = synthetic_methods(config)
     log.info("train pairing (%s sampler): %s%s", config.sampler, pairing.describe(config.sampler),
