@@ -3,11 +3,12 @@
 Some DFDC fakes are near copies of their source frame: audio-only fakes, swaps that failed or were blended back, a
 frame where the face was barely touched. In ``dfdc-faces`` a fake whose crop is cut at its original's pixels can be
 compared with it; 1,155 of its 19,738 fakes (5.9%) change under half a percent of their crop
-(``mask_loss.changed_pixels``: blurred difference over 16 levels; journal, 2026-12-07, sixth session). Training on them teaches the network that
-a face it cannot tell from the real one is FAKE, which is noise for the label. ``--min-fake-change F`` leaves out of
-the training split every fake whose first crop shared with its original (same frame and face) is pixel-aligned with
-it and changes less than ``F`` of its pixels. A fake that is not aligned (framed by its own detection) cannot be
-measured and stays; validation and test keep every fake, so their figures stay comparable with every other run's.
+(``mask_loss.changed_pixels``: blurred difference over 16 levels; journal, 2026-12-07, sixth session). Training on
+them teaches the network that a face it cannot tell from the real one is FAKE, which is noise for the label.
+``--min-fake-change F`` leaves out of the training split every fake whose first crop shared with its original (same
+frame and face) is pixel-aligned with it and changes less than ``F`` of its pixels. A fake that is not aligned (framed
+by its own detection) cannot be measured and stays; validation and test keep every fake, so their figures stay
+comparable with every other run's.
 """
 
 from __future__ import annotations
