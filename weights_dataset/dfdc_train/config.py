@@ -139,6 +139,11 @@ class TrainConfig:
     body_lr: float = setting(1.0, "Discriminative learning rates: the body's peak learning rate as a fraction of --lr (the head, "
                              "always new, gets --lr); e.g. 0.1 to fine-tune a pretrained body gently.")
     label_smoothing: float = setting(0.0, "Targets pulled towards 0.5 by this much (0.01: 0.005 and 0.995, as the 1st place).")
+    teacher_scores: str = setting("", "Knowledge distillation (dfdc_train.distillation): a scores file of the training folder, as "
+                                  "`python -m dfdc_train.evaluate TEACHER [TEACHER ...] FOLDER --out FILE` writes; each training "
+                                  "crop's target becomes (1 - W) x label + W x the teacher's P(fake), W = --teacher-weight.",
+                                  metavar="FILE")
+    teacher_weight: float = setting(0.4, "W of --teacher-scores, in [0, 0.5): the teacher's share of a training crop's target.")
     balanced_loss: bool = setting(False, "The loss is the mean of the real crops' loss and the fake crops' loss (the 1st place's), "
                                   "not the mean over all crops; the best epoch and the temperature then follow the validation's "
                                   "balanced logloss too.")
@@ -209,6 +214,8 @@ class TrainConfig:
             raise ValueError(f"must be >= 1: {', '.join(bad)}")
         if self.freeze_epochs < 0 or self.early_stopping < 0 or self.mask_loss_weight < 0:
             raise ValueError("freeze_epochs, early_stopping and mask_loss_weight must be >= 0")
+        if not 0.0 <= self.teacher_weight < 0.5:
+            raise ValueError(f"teacher_weight must be in [0, 0.5) (a target stays on its label's side of 0.5), got {self.teacher_weight}")
         if not 0.0 < self.body_lr <= 1.0 or not 0.0 <= self.label_smoothing < 0.5 or self.grad_clip < 0 or not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"need 0 < body_lr <= 1, 0 <= label_smoothing < 0.5, grad_clip >= 0 and 0 <= ema_decay < 1; got "
                              f"{self.body_lr}, {self.label_smoothing}, {self.grad_clip}, {self.ema_decay}")

@@ -137,10 +137,14 @@ class TrainBatches(Dataset):
         return load
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        """(images, labels), and with ``mask_loss_weight`` the crops' difference-mask targets (``mask_loss``) third."""
+        """(images, targets), and with ``mask_loss_weight`` the crops' difference-mask targets (``mask_loss``) third.
+
+        A target is the crop's label, or its ``target`` column where the split has one (``distillation``: a teacher's
+        share in it); an on-the-fly fake's is always 1."""
         batch = self.batches[index]
         images: list[np.ndarray] = []
         labels: list[float] = []
+        soft: list[float] = []
         merge: list[bool] = []
         reals: list[int | None] = []  # the index in ``images`` of each crop's group's real, for the mask targets
         load = self.loader()
@@ -163,6 +167,8 @@ class TrainBatches(Dataset):
             for item, image in zip(group.items, self.cutout(group, crops), strict=True):
                 images.append(self.recipe(image, params, landmarks, group.seed))
                 labels.append(item.label)
+                soft.append(item.label if item.method is not None or "target" not in self.crops.columns
+                            else float(self.crops.iloc[item.row]["target"]))
                 merge.append(params.merge)
                 reals.append(real)
         rng = np.random.default_rng([group.seed for group in batch])
@@ -170,7 +176,7 @@ class TrainBatches(Dataset):
         usable = [after is before for after, before in zip(merged, images, strict=True)]
         sized = [to_input_size(image, self.input_size) for image in merged]
         tensor = to_tensor(sized)
-        targets = torch.tensor(labels, dtype=torch.float32)
+        targets = torch.tensor(soft, dtype=torch.float32)
         if rng.random() < self.config.mixup_prob:
             weight = float(rng.beta(self.config.mixup_alpha, self.config.mixup_alpha))
             tensor, targets = mixup(tensor, targets, weight, torch.from_numpy(rng.permutation(len(labels))))

@@ -49,6 +49,7 @@ from .checkpoints import load_training_state, save_model, save_training_state
 from .config import TrainConfig
 from .crop_index import read_index, read_settings
 from .data import TrainBatches, single_threaded_opencv, torch_threads
+from .distillation import read_teacher_scores, with_teacher_targets
 from .distributed import Distributed
 from .evaluation import evaluate, predict_logits, slice_table, write_slice_table
 from .faces_folder import is_faces_folder, read_faces_folder
@@ -145,6 +146,9 @@ def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
     splits = split_by_chunk(crops, videos, config)
     if config.min_fake_change > 0:
         splits["train"] = drop_unchanged_fakes(splits["train"], Path(crops_dir), config.min_fake_change, max(config.workers, 1))
+    if config.teacher_scores:
+        source = Path(config.teacher_scores)
+        splits["train"] = with_teacher_targets(splits["train"], read_teacher_scores(source), config.teacher_weight, source)
     pairing = build_pairing(splits["train"].crops)
     methods = synthetic_methods(config)
     log.info("train pairing (%s sampler): %s%s", config.sampler, pairing.describe(config.sampler),
