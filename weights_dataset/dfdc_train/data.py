@@ -103,6 +103,7 @@ class TrainBatches(Dataset):
         self.crop_margin = crop_margin
         self.input_size = input_size
         self.recipe = RECIPES.get(config.augmentation)(config, input_size)
+        self.targets = crops["target"].to_numpy(dtype=np.float64) if "target" in crops.columns else None  # distillation's
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -167,8 +168,7 @@ class TrainBatches(Dataset):
             for item, image in zip(group.items, self.cutout(group, crops), strict=True):
                 images.append(self.recipe(image, params, landmarks, group.seed))
                 labels.append(item.label)
-                soft.append(item.label if item.method is not None or "target" not in self.crops.columns
-                            else float(self.crops.iloc[item.row]["target"]))
+                soft.append(item.label if item.method is not None or self.targets is None else float(self.targets[item.row]))
                 merge.append(params.merge)
                 reals.append(real)
         rng = np.random.default_rng([group.seed for group in batch])
