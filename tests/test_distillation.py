@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dfdc_infer.manifest import sha256_file
+from dfdc_infer.models import read_checkpoint
 from dfdc_train.config import TrainConfig
 from dfdc_train.data import TrainBatches
 from dfdc_train.distillation import read_teacher_scores
 from dfdc_train.faces_folder import read_faces_folder
 from dfdc_train.layout import DataError
 from dfdc_train.sampling import Group, Item
-from dfdc_train.train import load_data
+from dfdc_train.train import load_data, train
 
 ORIGINALS = 12
 PLAIN = TrainConfig(flip_prob=0, brightness_prob=0, zoom_prob=0, crappify_prob=0, jpeg_prob=0)
@@ -125,3 +127,24 @@ def test_rows_of_one_video_are_averaged(tmp_path: Path) -> None:
 def test_the_teachers_share_keeps_every_target_on_its_labels_side() -> None:
     with pytest.raises(ValueError, match="teacher_weight must be in \\[0, 0.5\\)"):
         TrainConfig(teacher_weight=0.5)
+
+
+def test_a_distilled_run_records_its_teachers_file_and_resumes_only_on_the_same_bytes(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "faces")
+    scores = teacher_file(root, tmp_path / "scores.csv")
+    config = split_config(root, teacher_scores=str(scores), arch="test_efficientnet", input_size=32, epochs=2,
+                          originals_per_batch=4, workers=0, threads=1)
+    out = tmp_path / "run"
+    train(root, out, config, stop_after=1)
+    trained_on = sha256_file(scores)
+    assert read_checkpoint(out / "last.pt")[0].meta["teacher_scores_sha256"] == trained_on
+    table = pd.read_csv(scores)
+    table.assign(p_fake=table["p_fake"] / 2).to_csv(scores, index=False)  # another teacher's scores under the same name
+    with pytest.raises(ValueError, match=f"last.pt was trained on --teacher-scores with sha256 {trained_on[:12]}, this run has a "
+                       f"file with sha256 {sha256_file(scores)[:12]}: resume with the same scores file"):
+        train(root, out, config, resume=out / "last.pt")
+    with pytest.raises(ValueError, match=r"this run has none: resume with the same scores file"):
+        train(root, out, replace(config, teacher_scores=""), resume=out / "last.pt")
+    table.to_csv(scores, index=False)  # the original bytes again
+    assert sha256_file(scores) == trained_on
+    assert len(train(root, out, config, resume=out / "last.pt")) == 2

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from dfdc_train.folds import fold_identities, summarise
+from dfdc_train.folds import fold_identities, main, summarise
 from dfdc_train.layout import DataError
 
 
@@ -29,3 +31,13 @@ def test_summary_is_the_mean_and_sample_standard_deviation_of_each_figure() -> N
     assert summary.loc["test_auc", "mean"] == pytest.approx(0.8) and summary.loc["test_auc", "std"] == pytest.approx(0.1)
     assert summary.loc["test_logloss", "mean"] == pytest.approx(0.5)
     assert summary.loc["test_balanced_logloss", "mean"] == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("flags", [["--teacher-scores", "scores.csv"], ["--teacher-scores=scores.csv", "--teacher-weight", "0.3"]])
+def test_folds_refuse_a_teacher_whose_one_file_would_leak_every_folds_held_out_people(
+        flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main([str(tmp_path), str(tmp_path / "out"), "--folds", "3", *flags]) == 2
+    assert capsys.readouterr().err == (
+        "error: --teacher-scores cannot be used with folds: one scores file serves every fold, so a teacher that trained on this "
+        "folder has seen each fold's held-out people; distil within one dfdc_train.train run\n")
+    assert not (tmp_path / "out").exists()

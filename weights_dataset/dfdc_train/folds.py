@@ -8,6 +8,8 @@ trains on everyone else; the held-out fake methods (``--test-methods``) stay out
 an ordinary training run in ``OUT/fold-I[-seed-S]``. ``OUT/folds.csv`` gets one row per run (test AUC, logloss and
 balanced logloss per video, the held-out methods' AUC, the best epoch) and ``OUT/summary.csv`` their mean and standard
 deviation, as printed.
+``--teacher-scores`` is refused: one scores file would serve every fold, so a teacher trained on this folder would
+bring each fold's held-out people into its training (distil inside one run of ``dfdc_train.train`` instead).
 Needs identities: the ``identity`` column of an extraction (metadata.json ``identity``, which the sample generator
 writes; DFDC has none), or a deepfake-faces folder's people (``--persons FILE`` from ``python -m dfdc_train.identities``).
 """
@@ -72,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--persons", default="", metavar="FILE",
                         help="a deepfake-faces folder's people (python -m dfdc_train.identities): the identities to fold over")
     args, train_flags = parser.parse_known_args(argv)
+    if any(flag.split("=")[0].startswith("--teacher-s") for flag in train_flags):
+        return fail("--teacher-scores cannot be used with folds: one scores file serves every fold, so a teacher that trained "
+                    "on this folder has seen each fold's held-out people; distil within one dfdc_train.train run")
     if args.persons:
         train_flags += ["--persons", args.persons]
     try:

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from dfdc_fakes import METHODS
 from dfdc_infer.console import USER_ERRORS, fail, setup_logging
 from dfdc_infer.config import add_dataclass_arguments, dataclass_from_args
+from dfdc_infer.manifest import sha256_file
 from dfdc_infer.models import ModelSpec, create_network, preprocess, read_checkpoint
 from dfdc_infer.progress import ProgressLine, format_duration
 
@@ -98,6 +99,8 @@ class TrainingData:
     settings: dict[str, Any]
     methods: tuple[str, ...]
     """On-the-fly fake methods (none when the sampler never makes fakes)."""
+    teacher_sha256: str = ""
+    """The ``--teacher-scores`` file's sha256 (empty without one): a resumed run must train on the same soft targets."""
 
     @property
     def seen_identities(self) -> set[str]:
@@ -146,9 +149,11 @@ def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
     splits = split_by_chunk(crops, videos, config)
     if config.min_fake_change > 0:
         splits["train"] = drop_unchanged_fakes(splits["train"], Path(crops_dir), config.min_fake_change, max(config.workers, 1))
+    teacher_sha256 = ""
     if config.teacher_scores:
         source = Path(config.teacher_scores)
         splits["train"] = with_teacher_targets(splits["train"], read_teacher_scores(source), config.teacher_weight, source)
+        teacher_sha256 = sha256_file(source)
     pairing = build_pairing(splits["train"].crops)
     methods = synthetic_methods(config)
     log.info("train pairing (%s sampler): %s%s", config.sampler, pairing.describe(config.sampler),
@@ -156,7 +161,7 @@ def load_data(crops_dir: Path, config: TrainConfig) -> TrainingData:
     if not pairing.usable(config.sampler):
         raise DataError(f"no original in the train split has a fake to pair with ({pairing.describe(config.sampler)}); "
                         "use --sampler synthetic to train from real videos alone")
-    return TrainingData(Path(crops_dir), splits, pairing, settings, methods)
+    return TrainingData(Path(crops_dir), splits, pairing, settings, methods, teacher_sha256)
 
 
 def build_model(config: TrainConfig) -> tuple[nn.Module, ModelSpec]:
@@ -242,7 +247,7 @@ def train(crops_dir: Path, out_dir: Path, config: TrainConfig, resume: Path | No
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
     history: list[dict[str, Any]] = []
     if resume is not None:
-        history = restore(resume, model, spec, optimizer, scheduler, scaler, total_steps, average, head)
+        history = restore(resume, model, spec, optimizer, scheduler, scaler, total_steps, average, head, data.teacher_sha256)
     log.info("training %s@%d on %s x%d: %d epochs of %d batches per process (%d originals per batch), %d steps in all",
              spec.arch, spec.input_size, device, context.world_size, config.epochs, total_steps // config.epochs,
              config.originals_per_batch, total_steps)
@@ -365,6 +370,8 @@ def with_meta(spec: ModelSpec, config: TrainConfig, data: TrainingData, history:
     metrics = {name: value for name, value in history[-1].items() if name.startswith(("val_", "train_"))}
     meta = {**spec.meta, "trained": True, "epoch": history[-1]["epoch"], "metrics": metrics,
             "train_config": config.to_dict(), "extraction": data.settings, "history": history}
+    if data.teacher_sha256:
+        meta["teacher_scores_sha256"] = data.teacher_sha256
     if "preset" in data.settings:  # the inference preset that cuts faces as these crops were cut (``predict`` uses it)
         meta["preset"] = data.settings["preset"]
     return ModelSpec(spec.arch, spec.input_size, spec.mean, spec.std, meta)
@@ -372,9 +379,18 @@ def with_meta(spec: ModelSpec, config: TrainConfig, data: TrainingData, history:
 
 def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.optim.Optimizer,
             scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, total_steps: int,
-            average: "WeightAverage | None" = None, head: MaskHead | None = None) -> list[dict[str, Any]]:
-    """Load a run's weights and optimiser/scheduler state (and its mask head's); returns its history (epochs done)."""
+            average: "WeightAverage | None" = None, head: MaskHead | None = None, teacher_sha256: str = ""
+            ) -> list[dict[str, Any]]:
+    """Load a run's weights and optimiser/scheduler state (and its mask head's); returns its history (epochs done).
+
+    A run distilled from a teacher (``teacher_scores_sha256`` in its meta) resumes only on the same scores file's bytes:
+    targets that change halfway would train a recipe that no flag records."""
     saved, weights, state = load_training_state(path)
+    trained_on = saved.meta.get("teacher_scores_sha256", "")
+    if trained_on and trained_on != teacher_sha256:
+        now = f"a file with sha256 {teacher_sha256[:12]}" if teacher_sha256 else "none"
+        raise ValueError(f"{path} was trained on --teacher-scores with sha256 {trained_on[:12]}, this run has {now}: resume "
+                         "with the same scores file")
     if (saved.arch, saved.input_size) != (spec.arch, spec.input_size):
         raise ValueError(f"{path} is {saved.arch}@{saved.input_size}, this run {spec.arch}@{spec.input_size}: resume with the same model")
     if state["total_steps"] != total_steps:
