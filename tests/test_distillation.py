@@ -145,6 +145,10 @@ def test_a_distilled_run_records_its_teachers_file_and_resumes_only_on_the_same_
         train(root, out, config, resume=out / "last.pt")
     with pytest.raises(ValueError, match=r"this run has none: resume with the same scores file"):
         train(root, out, replace(config, teacher_scores=""), resume=out / "last.pt")
+    plain = tmp_path / "plain"
+    train(root, plain, replace(config, teacher_scores=""), stop_after=1)
+    with pytest.raises(ValueError, match=r"plain.last.pt was trained without --teacher-scores: resume with the same settings"):
+        train(root, plain, config, resume=plain / "last.pt")
     table.to_csv(scores, index=False)  # the original bytes again
     assert sha256_file(scores) == trained_on
     assert len(train(root, out, config, resume=out / "last.pt")) == 2

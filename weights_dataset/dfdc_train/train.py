@@ -391,6 +391,8 @@ def restore(path: Path, model: nn.Module, spec: ModelSpec, optimizer: torch.opti
         now = f"a file with sha256 {teacher_sha256[:12]}" if teacher_sha256 else "none"
         raise ValueError(f"{path} was trained on --teacher-scores with sha256 {trained_on[:12]}, this run has {now}: resume "
                          "with the same scores file")
+    if teacher_sha256 and not saved.meta.get("train_config", {}).get("teacher_scores"):
+        raise ValueError(f"{path} was trained without --teacher-scores: resume with the same settings")
     if (saved.arch, saved.input_size) != (spec.arch, spec.input_size):
         raise ValueError(f"{path} is {saved.arch}@{saved.input_size}, this run {spec.arch}@{spec.input_size}: resume with the same model")
     if state["total_steps"] != total_steps:
