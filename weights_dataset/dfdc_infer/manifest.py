@@ -25,6 +25,7 @@ NOT_LISTED = {MANIFEST_NAME, "dataset-metadata.json"}
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """The hex sha256 of a file, read in ``chunk_size`` pieces (checkpoints and wheels are too large to read whole)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):

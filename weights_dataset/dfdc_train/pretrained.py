@@ -36,8 +36,9 @@ from torch import nn
 
 from dfdc_infer.console import fail
 from dfdc_infer.config import add_cache_dir_argument
-from dfdc_infer.fetched_files import FetchError, fetch_verified, sha256_of
+from dfdc_infer.fetched_files import FetchError, fetch_verified
 from dfdc_infer.importers import IMAGENET_MEAN, IMAGENET_STD, load_weights_only
+from dfdc_infer.manifest import sha256_file
 from dfdc_infer.models import CheckpointError
 from dfdc_infer.registry import Registry
 
@@ -166,7 +167,7 @@ def file_start(path: Path, arch: str) -> Start:
     layout = next((name for name in CONVERTERS if CONVERTERS[name].recognise(state)), "timm")
     config = imagenet_network(arch).pretrained_cfg
     return Start(str(path), arch, convert(state, arch, layout, path), tuple(config["mean"]), tuple(config["std"]),
-                 sha256_of(path))
+                 sha256_file(path))
 
 
 def timm_start(arch: str) -> Start:
